@@ -1,0 +1,200 @@
+"""GradVac / PCGrad in coefficient space, vectorised over parameter groups.
+
+Every corrected task gradient is a linear combination of the original task gradients,
+``g_i' = sum_k A[i, k] g_k``, so the paper's loop (Wang et al., ICLR 2021, Algorithm 1) needs only
+the Gram tensor ``G[l] = X_l X_l^T`` of the K original task gradients on each group l:
+
+    g_i' . g_j   = (A G)[i, j] = (G A_i)[j]        (G symmetric)
+    ||g_i'||^2   = A_i . (G A_i)
+    ||g_j||^2    = G[j, j]
+
+For task i and each other task j in i's visiting order, with ``phi = cos(g_i', g_j)`` and target
+``t = phi_hat[l, i, j]``:
+
+    if phi < t:   A[i, j] += ||g_i'|| (t sqrt(1 - phi^2) - phi sqrt(1 - t^2)) / (||g_j|| sqrt(1 - t^2))
+    phi_hat[l, i, j] <- (1 - beta) phi_hat[l, i, j] + beta phi
+
+and the update on group l is ``sum_i g_i' = sum_k w[l, k] g_k`` with ``w[l] = 1^T A``. PCGrad is
+the case t = 0 with no EMA; ``sum`` applies no surgery (w = 1 on the active tasks).
+
+Shapes: L groups, K tasks. The only Python loop runs over the K (K - 1) pair visits; each visit is a
+handful of length-L vector operations. Everything is float64.
+
+Edge cases, decided here and mirrored by :mod:`gradvac_ds.reference`:
+- a task with a zero gradient on a group neither corrects nor is corrected there, and its targets on
+  that group stay as they are (cosine undefined). ``g_i'`` counts as zero when
+  ``||g_i'|| <= ZERO_RTOL * sum_k |A[i, k]| ||g_k||``, i.e. when it has cancelled down to rounding
+  noise of the vectors that built it (a correction can cancel g_i exactly when g_j is antiparallel);
+- a task absent from the step (``active[k]`` False) has weight 0 and untouched targets;
+- targets are clamped to ``[-1 + TARGET_MARGIN, 1 - TARGET_MARGIN]`` inside the correction formula
+  (the stored EMA is not clamped), so targets of exactly +-1 never divide by zero;
+- a non-finite Gram is refused with :class:`NonFiniteGramError`; the caller skips the step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+
+TARGET_MARGIN = 1e-6
+"""Targets are kept this far inside (-1, 1) where the correction divides by sqrt(1 - t^2)."""
+
+ZERO_RTOL = 1e-6
+"""A corrected gradient whose norm is below this fraction of the norms that built it is zero."""
+
+
+class Mode(str, Enum):
+    """Gradient surgery applied across tasks."""
+
+    GRADVAC = "gradvac"
+    PCGRAD = "pcgrad"
+    SUM = "sum"
+
+
+class NonFiniteGramError(ValueError):
+    """The Gram tensor holds NaN or Inf (an overflowing task); the step must be skipped."""
+
+
+@dataclass
+class SolveResult:
+    """Output of :func:`solve` for one step.
+
+    weights:      [L, K]    update on group l is sum_k weights[l, k] g_k
+    targets:      [L, K, K] EMA targets after this step (a new tensor; the input is not modified)
+    cosine:       [L, K, K] cosine of the original task gradients, NaN where undefined
+    visit_cosine: [L, K, K] cos(g_i', g_j) when task i visited j, NaN where not visited
+    fired:        [L, K, K] bool, the correction of i towards j fired
+    coefficient:  [L, K, K] multiple of g_j added to g_i' (0 where not fired)
+    active:       [K]       bool, tasks present in this step
+    """
+
+    weights: torch.Tensor
+    targets: torch.Tensor
+    cosine: torch.Tensor
+    visit_cosine: torch.Tensor
+    fired: torch.Tensor
+    coefficient: torch.Tensor
+    active: torch.Tensor
+
+
+def draw_task_orders(num_tasks: int, generator: torch.Generator) -> torch.Tensor:
+    """One visiting order per task over the other tasks: LongTensor [K, K - 1].
+
+    Row i is a uniformly random permutation of ``{0..K-1} \\ {i}`` drawn from ``generator``; ranks
+    that seed the generator identically draw identical orders.
+    """
+    orders = torch.empty(num_tasks, max(num_tasks - 1, 0), dtype=torch.long)
+    everyone = torch.arange(num_tasks)
+    for i in range(num_tasks):
+        others = torch.cat([everyone[:i], everyone[i + 1 :]])
+        orders[i] = others[torch.randperm(num_tasks - 1, generator=generator)]
+    return orders
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator for one step's task orders, a pure function of (seed, step).
+
+    Deriving it per step (rather than carrying one generator along) makes a resumed run draw the
+    same orders as an uninterrupted one without checkpointing generator state.
+    """
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
+
+
+def cosine_matrix(gram: torch.Tensor) -> torch.Tensor:
+    """Cosines of the original gradients from their Gram [L, K, K]; NaN where a norm is zero."""
+    norms = gram.diagonal(dim1=-2, dim2=-1).clamp_min(0).sqrt()
+    denom = norms.unsqueeze(-1) * norms.unsqueeze(-2)
+    cos = gram / denom
+    return cos.masked_fill(denom == 0, float("nan")).clamp(-1.0, 1.0)
+
+
+def _check_inputs(
+    gram: torch.Tensor, targets: torch.Tensor, active: torch.Tensor, orders: torch.Tensor
+) -> None:
+    if gram.dim() != 3 or gram.shape[1] != gram.shape[2]:
+        raise ValueError(f"gram must have shape [L, K, K], got {tuple(gram.shape)}")
+    num_tasks = gram.shape[1]
+    if targets.shape != gram.shape:
+        raise ValueError(f"targets must have shape {tuple(gram.shape)}, got {tuple(targets.shape)}")
+    if active.shape != (num_tasks,):
+        raise ValueError(f"active must have shape [{num_tasks}], got {tuple(active.shape)}")
+    if orders.shape != (num_tasks, max(num_tasks - 1, 0)):
+        raise ValueError(f"orders must have shape [{num_tasks}, {num_tasks - 1}], got {tuple(orders.shape)}")
+    if not torch.isfinite(gram).all():
+        raise NonFiniteGramError("the Gram tensor holds NaN or Inf; skip this step")
+
+
+def solve(
+    gram: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    mode: Mode | str,
+    beta: float,
+    active: torch.Tensor,
+    orders: torch.Tensor,
+) -> SolveResult:
+    """Combination weights for one step (see the module docstring for the maths).
+
+    gram:    [L, K, K] Gram of the original task gradients per group (any float dtype; used in float64)
+    targets: [L, K, K] EMA targets phi_hat before the step
+    active:  [K] bool, tasks present in the step
+    orders:  [K, K - 1] long, task i visits orders[i] in sequence (see :func:`draw_task_orders`)
+    """
+    mode = Mode(mode)
+    _check_inputs(gram, targets, active, orders)
+    gram = gram.to(torch.float64)
+    targets = targets.to(torch.float64)
+    active = active.to(torch.bool)
+    num_groups, num_tasks, _ = gram.shape
+    cosine = cosine_matrix(gram)
+    nan = torch.full_like(gram, float("nan"))
+    fired = torch.zeros(gram.shape, dtype=torch.bool)
+    coefficient = torch.zeros_like(gram)
+    if mode is Mode.SUM:
+        weights = active.to(torch.float64).expand(num_groups, num_tasks).clone()
+        return SolveResult(weights, targets.clone(), cosine, nan, fired, coefficient, active.clone())
+
+    new_targets = targets.clone()
+    visit_cosine = nan.clone()
+    task_norm = gram.diagonal(dim1=-2, dim2=-1).clamp_min(0).sqrt()  # [L, K]
+    weights = torch.zeros(num_groups, num_tasks, dtype=torch.float64)
+    for i in range(num_tasks):
+        if not active[i]:
+            continue
+        coef_i = torch.zeros(num_groups, num_tasks, dtype=torch.float64)
+        coef_i[:, i] = 1.0
+        gram_coef_i = gram[:, :, i].clone()  # [L, K]: (G A_i) per group, i.e. g_k . g_i'
+        built_from = task_norm[:, i].clone()  # [L]: sum_k |A_ik| ||g_k||
+        for j in orders[i].tolist():
+            if not active[j]:
+                continue
+            norm_i = (coef_i * gram_coef_i).sum(-1).clamp_min(0).sqrt()  # ||g_i'|| [L]
+            norm_j = task_norm[:, j]
+            valid = (norm_i > ZERO_RTOL * built_from) & (norm_j > 0)
+            denom = torch.where(valid, norm_i * norm_j, torch.ones_like(norm_i))
+            phi = (gram_coef_i[:, j] / denom).clamp(-1.0, 1.0)
+            phi = torch.where(valid, phi, torch.zeros_like(phi))
+            visit_cosine[:, i, j] = torch.where(valid, phi, visit_cosine[:, i, j])
+            if mode is Mode.PCGRAD:
+                target = torch.zeros_like(phi)
+            else:
+                target = targets[:, i, j].clamp(-1.0 + TARGET_MARGIN, 1.0 - TARGET_MARGIN)
+            fire = valid & (phi < target)
+            if fire.any():
+                root_t = (1.0 - target * target).sqrt()
+                root_phi = (1.0 - phi * phi).clamp_min(0).sqrt()
+                safe_norm_j = torch.where(valid, norm_j, torch.ones_like(norm_j))
+                added = norm_i * (target * root_phi - phi * root_t) / (safe_norm_j * root_t)
+                added = torch.where(fire, added, torch.zeros_like(added))
+                coef_i[:, j] += added
+                gram_coef_i += added.unsqueeze(-1) * gram[:, :, j]
+                built_from += added.abs() * norm_j
+                fired[:, i, j] = fire
+                coefficient[:, i, j] = added
+            if mode is Mode.GRADVAC:
+                ema = (1.0 - beta) * targets[:, i, j] + beta * phi
+                new_targets[:, i, j] = torch.where(valid, ema, targets[:, i, j])
+        weights += coef_i
+    return SolveResult(weights, new_targets, cosine, visit_cosine, fired, coefficient, active.clone())

@@ -1,0 +1,94 @@
+"""The dense GradVac loop on explicit per-task gradient vectors: the oracle for tests.
+
+This is DESIGN.md section 1 written literally, one group at a time, on full gradient vectors, with
+the same edge-case decisions as :mod:`gradvac_ds.algorithm` (zero-norm gradients and inactive tasks
+are skipped, targets are clamped inside the correction). It is deliberately slow and simple and is
+not a code path of the product.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gradvac_ds.algorithm import TARGET_MARGIN, ZERO_RTOL, Mode
+
+
+def dense_gradvac(
+    task_grads: list[torch.Tensor],
+    targets: torch.Tensor,
+    *,
+    mode: Mode | str,
+    beta: float,
+    active: list[bool],
+    orders: list[list[int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the paper's loop on one group.
+
+    task_grads: K vectors [n] (the task gradients on this group)
+    targets:    [K, K] EMA targets phi_hat before the step
+    Returns the update vector ``sum_i g_i'`` [n] and the targets after the step [K, K].
+    """
+    mode = Mode(mode)
+    grads = [g.to(torch.float64) for g in task_grads]
+    new_targets = targets.to(torch.float64).clone()
+    update = torch.zeros_like(grads[0])
+    for i, g_i in enumerate(grads):
+        if not active[i]:
+            continue
+        if mode is Mode.SUM:
+            update += g_i
+            continue
+        g_mod = g_i.clone()
+        built_from = g_i.norm().item()  # sum of |coefficient| * norm over the vectors in g_mod
+        for j in orders[i]:
+            if not active[j]:
+                continue
+            norm_i, norm_j = g_mod.norm().item(), grads[j].norm().item()
+            if norm_i <= ZERO_RTOL * built_from or norm_j == 0.0:
+                continue
+            phi = max(-1.0, min(1.0, (g_mod @ grads[j]).item() / (norm_i * norm_j)))
+            stored = float(targets[i, j])
+            target = 0.0 if mode is Mode.PCGRAD else min(max(stored, -1 + TARGET_MARGIN), 1 - TARGET_MARGIN)
+            if phi < target:
+                root_t = math.sqrt(1 - target**2)
+                coef = norm_i * (target * math.sqrt(max(1 - phi**2, 0.0)) - phi * root_t) / (norm_j * root_t)
+                g_mod = g_mod + coef * grads[j]
+                built_from += abs(coef) * norm_j
+            if mode is Mode.GRADVAC:
+                new_targets[i, j] = (1 - beta) * stored + beta * phi
+        update += g_mod
+    return update, new_targets
+
+
+def dense_gradvac_groups(
+    task_grads: list[torch.Tensor],
+    group_slices: list[list[slice]],
+    targets: torch.Tensor,
+    *,
+    mode: Mode | str,
+    beta: float,
+    active: list[bool],
+    orders: list[list[int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loop for every group of a flat gradient.
+
+    task_grads:   K flat vectors [P]
+    group_slices: for each group l, the slices of the flat vector that belong to it
+    targets:      [L, K, K]
+    Returns the flat update [P] and the targets after the step [L, K, K].
+    """
+    update = torch.zeros_like(task_grads[0], dtype=torch.float64)
+    new_targets = targets.to(torch.float64).clone()
+    for l, slices in enumerate(group_slices):
+        pieces = [torch.cat([g[s] for s in slices]) for g in task_grads]
+        group_update, new_targets[l] = dense_gradvac(
+            pieces, targets[l], mode=mode, beta=beta, active=active, orders=orders
+        )
+        offset = 0
+        for s in slices:
+            n = s.stop - s.start
+            update[s] = group_update[offset : offset + n]
+            offset += n
+    return update, new_targets

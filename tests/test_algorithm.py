@@ -1,0 +1,232 @@
+"""The coefficient-space solver against the dense loop on explicit vectors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gradvac_ds.algorithm import (
+    NonFiniteGramError,
+    cosine_matrix,
+    draw_task_orders,
+    solve,
+    step_generator,
+)
+from gradvac_ds.reference import dense_gradvac_groups
+
+
+def _problem(seed: int, num_tasks: int, num_groups: int):
+    """Random task vectors on random-size groups, their Gram, random targets and orders."""
+    gen = torch.Generator().manual_seed(seed)
+    sizes = torch.randint(1, 20, (num_groups,), generator=gen).tolist()
+    grads = torch.randn(num_tasks, sum(sizes), generator=gen, dtype=torch.float64)
+    # shared directions make fired and unfired corrections both common
+    grads += torch.randn(1, sum(sizes), generator=gen, dtype=torch.float64) * torch.rand(
+        num_tasks, 1, generator=gen
+    )
+    bounds = [0, *torch.tensor(sizes).cumsum(0).tolist()]
+    slices = [[slice(bounds[l], bounds[l + 1])] for l in range(num_groups)]
+    gram = torch.stack([grads[:, s[0]] @ grads[:, s[0]].T for s in slices])
+    targets = torch.rand(num_groups, num_tasks, num_tasks, generator=gen, dtype=torch.float64) * 1.98 - 0.99
+    orders = draw_task_orders(num_tasks, gen)
+    return grads, slices, gram, targets, orders
+
+
+def _apply(weights: torch.Tensor, grads: torch.Tensor, slices) -> torch.Tensor:
+    out = torch.zeros(grads.shape[1], dtype=torch.float64)
+    for l, group in enumerate(slices):
+        for s in group:
+            out[s] = weights[l] @ grads[:, s]
+    return out
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    num_tasks=st.integers(1, 12),
+    num_groups=st.integers(1, 6),
+    beta=st.floats(0.0, 1.0),
+    mode=st.sampled_from(["gradvac", "pcgrad"]),
+)
+def test_solver_matches_dense_reference(seed, num_tasks, num_groups, beta, mode):
+    grads, slices, gram, targets, orders = _problem(seed, num_tasks, num_groups)
+    active = torch.ones(num_tasks, dtype=torch.bool)
+    result = solve(gram, targets, mode=mode, beta=beta, active=active, orders=orders)
+    want, want_targets = dense_gradvac_groups(
+        list(grads), slices, targets, mode=mode, beta=beta, active=active.tolist(), orders=orders.tolist()
+    )
+    assert _rel(_apply(result.weights, grads, slices), want) <= 1e-9
+    torch.testing.assert_close(result.targets, want_targets, rtol=1e-9, atol=1e-12)
+    if mode == "pcgrad":
+        torch.testing.assert_close(result.targets, targets, rtol=0, atol=0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), num_tasks=st.integers(2, 8), num_groups=st.integers(1, 4))
+def test_absent_tasks_match_reference_and_keep_targets(seed, num_tasks, num_groups):
+    grads, slices, gram, targets, orders = _problem(seed, num_tasks, num_groups)
+    gen = torch.Generator().manual_seed(seed + 1)
+    active = torch.rand(num_tasks, generator=gen) < 0.6
+    grads[~active] = 0.0  # an absent task ran no backward
+    gram = torch.stack([grads[:, s[0]] @ grads[:, s[0]].T for s in slices])
+    result = solve(gram, targets, mode="gradvac", beta=0.3, active=active, orders=orders)
+    want, want_targets = dense_gradvac_groups(
+        list(grads), slices, targets, mode="gradvac", beta=0.3, active=active.tolist(), orders=orders.tolist()
+    )
+    assert _rel(_apply(result.weights, grads, slices), want) <= 1e-9 or want.norm() == 0
+    torch.testing.assert_close(result.targets, want_targets, rtol=1e-9, atol=1e-12)
+    absent = ~active
+    assert torch.equal(result.weights[:, absent], torch.zeros_like(result.weights[:, absent]))
+    assert torch.equal(result.targets[:, absent, :], targets[:, absent, :])
+    assert torch.equal(result.targets[:, :, absent], targets[:, :, absent])
+    assert not result.fired[:, absent, :].any() and not result.fired[:, :, absent].any()
+
+
+def _pcgrad_formula(grads: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
+    """PCGrad (Yu et al. 2020): project g_i onto the normal plane of each conflicting g_j."""
+    total = torch.zeros_like(grads[0])
+    for i in range(grads.shape[0]):
+        g = grads[i].clone()
+        for j in orders[i].tolist():
+            dot = g @ grads[j]
+            if dot < 0:
+                g = g - dot / (grads[j] @ grads[j]) * grads[j]
+        total += g
+    return total
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pcgrad_equals_projection_formula(seed):
+    grads, _, gram, targets, orders = _problem(seed, 6, 1)
+    result = solve(
+        gram, targets, mode="pcgrad", beta=0.5, active=torch.ones(6, dtype=torch.bool), orders=orders
+    )
+    assert result.fired.any(), "the problem must contain conflicting pairs"
+    assert _rel(result.weights[0] @ grads, _pcgrad_formula(grads, orders)) <= 1e-10
+
+
+def test_sum_mode_is_plain_sum_without_surgery():
+    _, _, gram, targets, orders = _problem(3, 5, 3)
+    active = torch.tensor([True, True, False, True, True])
+    result = solve(gram, targets, mode="sum", beta=0.5, active=active, orders=orders)
+    assert torch.equal(result.weights, active.double().expand(3, 5))
+    assert torch.equal(result.targets, targets)
+    assert not result.fired.any()
+
+
+def test_gradvac_reaches_target_similarity_when_fired():
+    """After one correction of g_0 towards g_1, cos(g_0', g_1) equals the target (paper, eq. 2)."""
+    g = torch.tensor([[1.0, 0.0], [-0.6, 0.8]], dtype=torch.float64)
+    gram = (g @ g.T).unsqueeze(0)
+    target = 0.5
+    targets = torch.full((1, 2, 2), target, dtype=torch.float64)
+    orders = torch.tensor([[1], [0]])
+    result = solve(
+        gram, targets, mode="gradvac", beta=0.0, active=torch.ones(2, dtype=torch.bool), orders=orders
+    )
+    g0 = g[0] + result.coefficient[0, 0, 1] * g[1]
+    assert result.fired[0, 0, 1]
+    assert math.isclose((g0 @ g[1] / (g0.norm() * g[1].norm())).item(), target, rel_tol=1e-12)
+
+
+def test_zero_gradient_task_is_left_alone():
+    g = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 0.0], [-1.0, 0.5, 1.0]], dtype=torch.float64)
+    gram = (g @ g.T).unsqueeze(0)
+    targets = torch.full((1, 3, 3), 0.9, dtype=torch.float64)
+    orders = draw_task_orders(3, torch.Generator().manual_seed(0))
+    result = solve(
+        gram, targets, mode="gradvac", beta=0.5, active=torch.ones(3, dtype=torch.bool), orders=orders
+    )
+    assert torch.isfinite(result.weights).all()
+    assert not result.fired[0, 1, :].any() and not result.fired[0, :, 1].any()
+    assert torch.equal(result.targets[0, 1, :], targets[0, 1, :])
+    assert torch.equal(result.targets[0, :, 1], targets[0, :, 1])
+    assert result.cosine[0, 1].isnan().sum() == 3
+    assert result.fired[0, 0, 2] and result.fired[0, 2, 0]
+
+
+@pytest.mark.parametrize("target", [1.0, -1.0])
+def test_targets_at_plus_minus_one_stay_finite(target):
+    grads, slices, gram, _, orders = _problem(7, 4, 2)
+    targets = torch.full((2, 4, 4), target, dtype=torch.float64)
+    active = torch.ones(4, dtype=torch.bool)
+    result = solve(gram, targets, mode="gradvac", beta=0.1, active=active, orders=orders)
+    assert torch.isfinite(result.weights).all() and torch.isfinite(result.targets).all()
+    want, want_targets = dense_gradvac_groups(
+        list(grads), slices, targets, mode="gradvac", beta=0.1, active=active.tolist(), orders=orders.tolist()
+    )
+    assert _rel(_apply(result.weights, grads, slices), want) <= 1e-9
+    torch.testing.assert_close(result.targets, want_targets, rtol=1e-9, atol=1e-12)
+    if target == -1.0:
+        assert not result.fired.any(), "no cosine lies below -1"
+    else:
+        assert result.fired[:, ~torch.eye(4, dtype=torch.bool)].all()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_gram_is_refused(bad):
+    _, _, gram, targets, orders = _problem(1, 3, 2)
+    gram[1, 2, 2] = bad
+    with pytest.raises(NonFiniteGramError):
+        solve(gram, targets, mode="gradvac", beta=0.1, active=torch.ones(3, dtype=torch.bool), orders=orders)
+
+
+def test_single_task_is_passed_through():
+    gram = torch.tensor([[[4.0]]], dtype=torch.float64)
+    orders = draw_task_orders(1, torch.Generator().manual_seed(0))
+    assert orders.shape == (1, 0)
+    result = solve(
+        gram,
+        torch.zeros(1, 1, 1),
+        mode="gradvac",
+        beta=0.1,
+        active=torch.ones(1, dtype=torch.bool),
+        orders=orders,
+    )
+    assert torch.equal(result.weights, torch.ones(1, 1, dtype=torch.float64))
+
+
+def test_orders_are_permutations_and_reproducible():
+    a = draw_task_orders(7, step_generator(11, 5))
+    b = draw_task_orders(7, step_generator(11, 5))
+    c = draw_task_orders(7, step_generator(11, 6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    for i in range(7):
+        assert sorted(a[i].tolist()) == [j for j in range(7) if j != i]
+
+
+def test_shape_errors_name_the_argument():
+    gram = torch.eye(3, dtype=torch.float64).unsqueeze(0)
+    with pytest.raises(ValueError, match="orders"):
+        solve(
+            gram,
+            torch.zeros(1, 3, 3),
+            mode="gradvac",
+            beta=0.1,
+            active=torch.ones(3, dtype=torch.bool),
+            orders=torch.zeros(3, 3, dtype=torch.long),
+        )
+    with pytest.raises(ValueError, match="gradvac"):
+        solve(
+            gram,
+            torch.zeros(1, 3, 3),
+            mode="gradvacc",
+            beta=0.1,
+            active=torch.ones(3, dtype=torch.bool),
+            orders=draw_task_orders(3, torch.Generator()),
+        )
+
+
+def test_cosine_matrix_marks_undefined_pairs():
+    g = torch.tensor([[3.0, 4.0], [0.0, 0.0], [4.0, 3.0]], dtype=torch.float64)
+    cos = cosine_matrix((g @ g.T).unsqueeze(0))[0]
+    assert math.isclose(cos[0, 2].item(), 24 / 25, rel_tol=1e-12)
+    assert cos[1].isnan().all() and cos[:, 1].isnan().all()

@@ -1,0 +1,60 @@
+"""Validation of the "gradvac" section."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gradvac_ds.config import ConfigError, GradVacConfig
+
+
+def test_defaults_are_the_papers():
+    cfg = GradVacConfig()
+    assert (cfg.mode, cfg.beta, cfg.granularity, cfg.tasks) == ("gradvac", 0.01, "layer", "discover")
+    assert cfg.buffer_torch_dtype is torch.float32
+
+
+def test_round_trip_through_deepspeed_json(tmp_path):
+    section = {
+        "mode": "pcgrad",
+        "beta": 0.5,
+        "granularity": "matrix",
+        "tasks": ["a", "b"],
+        "buffer_dtype": "bf16",
+    }
+    path = tmp_path / "ds.json"
+    path.write_text(json.dumps({"train_batch_size": 8, "gradvac": section}))
+    cfg = GradVacConfig.from_deepspeed_config(path)
+    assert cfg.tasks == ("a", "b") and cfg.buffer_torch_dtype is torch.bfloat16
+    assert GradVacConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"mode": "gradvacc"},
+            r"gradvac.mode = 'gradvacc' is not allowed; choose one of \['gradvac', 'pcgrad', 'sum'\]",
+        ),
+        ({"beta": 1.5}, r"gradvac.beta = 1.5 must be a number in \[0, 1\]"),
+        ({"beta": "0.1"}, r"gradvac.beta"),
+        ({"granularity": "layers"}, r"gradvac.granularity = 'layers'.*'model', 'enc_dec', 'layer', 'matrix'"),
+        ({"tasks": []}, r"gradvac.tasks"),
+        ({"tasks": ["a", "a"]}, r"duplicate"),
+        ({"tasks": "all"}, r"gradvac.tasks = 'all'"),
+        ({"buffer_dtype": "fp16"}, r"gradvac.buffer_dtype = 'fp16'.*\['fp32', 'bf16'\]"),
+        ({"log_interval": -1}, r"gradvac.log_interval"),
+        ({"seed": True}, r"gradvac.seed"),
+        ({"betta": 0.1}, r"unknown gradvac field\(s\) \['betta'\]; allowed fields are"),
+    ],
+)
+def test_bad_fields_are_named(section, message):
+    with pytest.raises(ConfigError, match=message):
+        GradVacConfig.from_dict(section)
+
+
+def test_missing_section():
+    with pytest.raises(ConfigError, match='no "gradvac" section'):
+        GradVacConfig.from_deepspeed_config({"train_batch_size": 1})
