@@ -17,8 +17,9 @@ For task i and each other task j in i's visiting order, with ``phi = cos(g_i', g
 and the update on group l is ``sum_i g_i' = sum_k w[l, k] g_k`` with ``w[l] = 1^T A``. PCGrad is
 the case t = 0 with no EMA; ``sum`` applies no surgery (w = 1 on the active tasks).
 
-Shapes: L groups, K tasks. The only Python loop runs over the K (K - 1) pair visits; each visit is a
-handful of length-L vector operations. Everything is float64.
+Shapes: L groups, K tasks. The only Python loop runs over the K - 1 positions of the visiting
+orders; each iteration visits one partner for every task i and every group at once, with a handful
+of [L, K] tensor operations. Everything is float64.
 
 Edge cases, decided here and mirrored by :mod:`gradvac_ds.reference`:
 - a task with a zero gradient on a group neither corrects nor is corrected there, and its targets on
@@ -156,45 +157,44 @@ def solve(
         weights = active.to(torch.float64).expand(num_groups, num_tasks).clone()
         return SolveResult(weights, targets.clone(), cosine, nan, fired, coefficient, active.clone())
 
+    # A[l, i, :] are the coefficients of g_i' on group l; GA[l, i, k] = g_k . g_i' (G symmetric).
+    coef = torch.diag_embed(active.to(torch.float64)).expand(num_groups, -1, -1).clone()
+    gram_coef = gram * active.to(torch.float64).view(1, -1, 1)
+    task_norm = gram.diagonal(dim1=-2, dim2=-1).clamp_min(0).sqrt()  # [L, K]
+    built_from = task_norm * active  # [L, K]: sum_k |A_ik| ||g_k||, scale of the rounding noise
     new_targets = targets.clone()
     visit_cosine = nan.clone()
-    task_norm = gram.diagonal(dim1=-2, dim2=-1).clamp_min(0).sqrt()  # [L, K]
-    weights = torch.zeros(num_groups, num_tasks, dtype=torch.float64)
-    for i in range(num_tasks):
-        if not active[i]:
-            continue
-        coef_i = torch.zeros(num_groups, num_tasks, dtype=torch.float64)
-        coef_i[:, i] = 1.0
-        gram_coef_i = gram[:, :, i].clone()  # [L, K]: (G A_i) per group, i.e. g_k . g_i'
-        built_from = task_norm[:, i].clone()  # [L]: sum_k |A_ik| ||g_k||
-        for j in orders[i].tolist():
-            if not active[j]:
-                continue
-            norm_i = (coef_i * gram_coef_i).sum(-1).clamp_min(0).sqrt()  # ||g_i'|| [L]
-            norm_j = task_norm[:, j]
-            valid = (norm_i > ZERO_RTOL * built_from) & (norm_j > 0)
-            denom = torch.where(valid, norm_i * norm_j, torch.ones_like(norm_i))
-            phi = (gram_coef_i[:, j] / denom).clamp(-1.0, 1.0)
-            phi = torch.where(valid, phi, torch.zeros_like(phi))
-            visit_cosine[:, i, j] = torch.where(valid, phi, visit_cosine[:, i, j])
-            if mode is Mode.PCGRAD:
-                target = torch.zeros_like(phi)
-            else:
-                target = targets[:, i, j].clamp(-1.0 + TARGET_MARGIN, 1.0 - TARGET_MARGIN)
-            fire = valid & (phi < target)
-            if fire.any():
-                root_t = (1.0 - target * target).sqrt()
-                root_phi = (1.0 - phi * phi).clamp_min(0).sqrt()
-                safe_norm_j = torch.where(valid, norm_j, torch.ones_like(norm_j))
-                added = norm_i * (target * root_phi - phi * root_t) / (safe_norm_j * root_t)
-                added = torch.where(fire, added, torch.zeros_like(added))
-                coef_i[:, j] += added
-                gram_coef_i += added.unsqueeze(-1) * gram[:, :, j]
-                built_from += added.abs() * norm_j
-                fired[:, i, j] = fire
-                coefficient[:, i, j] = added
-            if mode is Mode.GRADVAC:
-                ema = (1.0 - beta) * targets[:, i, j] + beta * phi
-                new_targets[:, i, j] = torch.where(valid, ema, targets[:, i, j])
-        weights += coef_i
+    rows = torch.arange(num_tasks)
+    # Visits at the same position of different tasks' orders are independent (task i only changes
+    # its own g_i'), so each iteration visits (i, orders[i, p]) for every i at once.
+    for position in range(num_tasks - 1):
+        partner = orders[:, position]  # [K]: task i visits j = partner[i]
+        index = partner.view(1, num_tasks, 1).expand(num_groups, num_tasks, 1)
+        norm_i = (coef * gram_coef).sum(-1).clamp_min(0).sqrt()  # ||g_i'|| [L, K]
+        norm_j = task_norm[:, partner]
+        pair_active = active & active[partner]
+        valid = pair_active & (norm_i > ZERO_RTOL * built_from) & (norm_j > 0)
+        denom = torch.where(valid, norm_i * norm_j, torch.ones_like(norm_i))
+        phi = (gram_coef.gather(2, index).squeeze(2) / denom).clamp(-1.0, 1.0)
+        phi = torch.where(valid, phi, torch.zeros_like(phi))
+        stored = targets[:, rows, partner]
+        if mode is Mode.PCGRAD:
+            target = torch.zeros_like(phi)
+        else:
+            target = stored.clamp(-1.0 + TARGET_MARGIN, 1.0 - TARGET_MARGIN)
+        fire = valid & (phi < target)
+        root_t = (1.0 - target * target).sqrt()
+        root_phi = (1.0 - phi * phi).clamp_min(0).sqrt()
+        safe_norm_j = torch.where(valid, norm_j, torch.ones_like(norm_j))
+        added = norm_i * (target * root_phi - phi * root_t) / (safe_norm_j * root_t)
+        added = torch.where(fire, added, torch.zeros_like(added))
+        coef.scatter_add_(2, index, added.unsqueeze(2))
+        gram_coef += added.unsqueeze(2) * gram[:, partner, :]
+        built_from += added.abs() * norm_j
+        visit_cosine[:, rows, partner] = torch.where(valid, phi, visit_cosine[:, rows, partner])
+        fired[:, rows, partner] = fire
+        coefficient[:, rows, partner] = added
+        if mode is Mode.GRADVAC:
+            new_targets[:, rows, partner] = torch.where(valid, (1.0 - beta) * stored + beta * phi, stored)
+    weights = coef.sum(1)
     return SolveResult(weights, new_targets, cosine, visit_cosine, fired, coefficient, active.clone())
