@@ -2,9 +2,11 @@
 
 A *task buffer* is a tensor ``X[K, N]``: row k holds task k's gradient on N flat elements (a
 ZeRO partition on one rank, or a whole model in one process). A *segment table* says which
-contiguous element ranges belong to which parameter group. Then, for group l,
+contiguous element ranges belong to which parameter group, and with which weight c: the inverse of
+the number of ranks that hold the same elements (so that a sum over ranks counts them once).
+Then, for group l,
 
-    G[l] += X[:, a:b] X[:, a:b]^T       over the segments (a, b) of l          (one GEMM each)
+    G[l] += c X[:, a:b] X[:, a:b]^T     over the segments (a, b) of l          (one GEMM each)
     out[a:b] = w[l] @ X[:, a:b]                                               (one GEMV each)
 
 Gram slices are accumulated in float64 whatever the buffer dtype, so that the cosines GradVac
@@ -21,21 +23,24 @@ import torch
 
 @dataclass(frozen=True)
 class Segment:
-    """Elements ``[start, stop)`` of a flat buffer belong to parameter group ``group``."""
+    """Elements ``[start, stop)`` of a flat buffer belong to parameter group ``group``; their Gram
+    slice counts with weight ``scale``."""
 
     start: int
     stop: int
     group: int
+    scale: float = 1.0
 
 
 def merge_segments(segments: Iterable[Segment]) -> list[Segment]:
-    """Sort by start and fuse touching segments of the same group (fewer, longer GEMMs)."""
+    """Sort by start and fuse touching segments of the same group and scale (fewer, longer GEMMs)."""
     merged: list[Segment] = []
     for seg in sorted(segments, key=lambda s: s.start):
         if seg.stop <= seg.start:
             continue
-        if merged and merged[-1].stop == seg.start and merged[-1].group == seg.group:
-            merged[-1] = Segment(merged[-1].start, seg.stop, seg.group)
+        last = merged[-1] if merged else None
+        if last and last.stop == seg.start and (last.group, last.scale) == (seg.group, seg.scale):
+            merged[-1] = Segment(last.start, seg.stop, seg.group, seg.scale)
         else:
             merged.append(seg)
     return merged
@@ -45,7 +50,7 @@ def accumulate_gram(gram: torch.Tensor, buffer: torch.Tensor, segments: Iterable
     """Add the Gram slices of ``buffer[K, N]`` into ``gram[L, K, K]`` (float64) in place."""
     for seg in segments:
         block = buffer[:, seg.start : seg.stop].to(torch.float64)
-        gram[seg.group] += block @ block.T
+        gram[seg.group].addmm_(block, block.T, alpha=seg.scale)
     return gram
 
 

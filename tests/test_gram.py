@@ -10,15 +10,17 @@ from gradvac_ds.gram import Segment, accumulate_gram, combine_segments, merge_se
 def test_merge_sorts_and_fuses():
     segs = [Segment(5, 9, 1), Segment(0, 3, 0), Segment(3, 5, 0), Segment(9, 9, 2), Segment(9, 12, 1)]
     assert merge_segments(segs) == [Segment(0, 5, 0), Segment(5, 12, 1)]
+    scaled = [Segment(0, 3, 0), Segment(3, 5, 0, 0.5)]
+    assert merge_segments(scaled) == scaled
 
 
 def test_gram_and_combine_match_dense():
     gen = torch.Generator().manual_seed(0)
     buf = torch.randn(3, 12, generator=gen)
-    segs = [Segment(0, 4, 1), Segment(4, 6, 0), Segment(7, 12, 1)]  # element 6 is padding
+    segs = [Segment(0, 4, 1), Segment(4, 6, 0), Segment(7, 12, 1, 0.25)]  # element 6 is padding
     gram = accumulate_gram(torch.zeros(2, 3, 3, dtype=torch.float64), buf, segs)
-    g1 = torch.cat([buf[:, 0:4], buf[:, 7:12]], 1).double()
-    torch.testing.assert_close(gram[1], g1 @ g1.T)
+    a, b = buf[:, 0:4].double(), buf[:, 7:12].double()
+    torch.testing.assert_close(gram[1], a @ a.T + 0.25 * b @ b.T)
     torch.testing.assert_close(gram[0], buf[:, 4:6].double() @ buf[:, 4:6].double().T)
     w = torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]], dtype=torch.float64)
     out = combine_segments(buf, segs, w, torch.full((12,), 7.0))
