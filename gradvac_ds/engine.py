@@ -37,6 +37,7 @@ import torch
 from deepspeed import comm as dist
 
 from gradvac_ds.algorithm import NonFiniteGramError, SolveResult, draw_task_orders, solve, step_generator
+from gradvac_ds.analysis import monitor_events
 from gradvac_ds.config import DISCOVER, GradVacConfig
 from gradvac_ds.gram import Segment, accumulate_gram, combine_segments, merge_segments
 from gradvac_ds.grouping import ParameterGrouping, group_parameters
@@ -272,9 +273,21 @@ class GradVacEngine:
         self.state.step += 1
         self._step_tasks, self._step_micro_batches = [], 0
         self.last_outcome = outcome
+        self._write_monitor(outcome)
         for callback in self._callbacks:
             callback(outcome)
         return outcome
+
+    def _write_monitor(self, outcome: StepOutcome) -> None:
+        """Per-pair cosines and fire rates to DeepSpeed's monitor (TensorBoard/CSV/W&B), at the
+        configured interval; the monitor itself writes on rank 0 only."""
+        interval, monitor = self.config.log_interval, getattr(self.engine, "monitor", None)
+        if not interval or outcome.result is None or monitor is None or not monitor.enabled:
+            return
+        if outcome.step % interval == 0:
+            monitor.write_events(
+                monitor_events(outcome.result, outcome.task_names, outcome.group_names, outcome.step)
+            )
 
     def add_step_callback(self, callback: StepCallback) -> None:
         """Call ``callback(outcome)`` after every step (statistics logging, monitors)."""

@@ -1,0 +1,38 @@
+"""Launching multi-process test workers under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKERS = Path(__file__).parent / "workers"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_torchrun(script: str, nproc: int, out: Path, *args: str, timeout: int = 900) -> dict[str, dict]:
+    """Run ``tests/workers/<script>`` on ``nproc`` gloo processes; return its JSON lines by case."""
+    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+        "--master_port", str(free_port()), str(WORKERS / script), "--out", str(out), *args,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    results = {}
+    if out.exists():
+        for line in out.read_text().splitlines():
+            row = json.loads(line)
+            results[row["case"]] = row
+    if proc.returncode != 0 or not results:
+        pytest.fail(f"{script} on {nproc} processes failed (rc={proc.returncode}):\n{proc.stderr[-6000:]}")
+    return results

@@ -1,0 +1,123 @@
+"""GradVacEngine on the real DeepSpeed engine (gloo, DS_ACCELERATOR=cpu) on 2 and 4 processes.
+
+One torchrun launch per world size runs every case of tests/workers/engine_cases.py; each test
+below asserts on one case's result. The reference is a single-process run of the same model and
+data with full per-task gradient vectors, the dense GradVac loop, the same clipping and Adam.
+
+Tolerances: fp32 1e-6 relative (observed ~1e-7: summation order). bf16 keeps 8 significand bits
+(unit roundoff 2^-8 = 3.9e-3) in parameters, gradients and, at stage 0, in the combined gradient,
+so 2e-2 relative (about five bf16 ulps) bounds the drift over four steps. fp16 has 11 bits
+(unit roundoff 4.9e-4): 2e-3 relative.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from distributed import run_torchrun
+
+from gradvac_ds.config import ConfigError
+
+# case -> (relative parameter tolerance, adapter DeepSpeed's optimizer type selects)
+EQUIVALENCE = {
+    "s0_fp32": (1e-6, "Zero0Adapter"),
+    "s1_fp32": (1e-6, "Zero12Adapter"),
+    "s2_fp32": (1e-6, "Zero12Adapter"),
+    "s2_fp32_cg0_oc1": (1e-6, "Zero12Adapter"),
+    "s2_fp32_cg1_oc1_rr": (1e-6, "Zero12Adapter"),
+    "s3_fp32": (1e-6, "Zero3Adapter"),
+    "s3_fp32_p0": (1e-6, "Zero3Adapter"),
+    "pcgrad_s2": (1e-6, "Zero12Adapter"),
+    "s0_bf16": (2e-2, "Zero0Adapter"),
+    "s1_bf16_fp32acc": (2e-2, "BF16OptimizerAdapter"),
+    "s2_bf16": (2e-2, "Zero12Adapter"),
+    "s3_bf16": (2e-2, "Zero3Adapter"),
+    "s2_fp16": (2e-3, "Zero12Adapter"),
+    "s3_fp16": (2e-3, "Zero3Adapter"),
+}
+FOUR_RANK_CASES = ["s0_fp32", "s1_fp32", "s2_fp32", "s2_fp32_cg1_oc1_rr", "s3_fp32", "s1_bf16_fp32acc"]
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    return run_torchrun("engine_cases.py", 2, tmp_path_factory.mktemp("engine2") / "results.jsonl")
+
+
+@pytest.fixture(scope="module")
+def four_ranks(tmp_path_factory):
+    return run_torchrun("engine_cases.py", 4, tmp_path_factory.mktemp("engine4") / "results.jsonl")
+
+
+def _check_equivalence(result: dict, case: str) -> None:
+    tolerance, adapter = EQUIVALENCE[case]
+    assert result.get("adapter") == adapter, result
+    assert "error" not in result, result.get("error")
+    assert result["fired"] > 0, "the case must exercise GradVac corrections"
+    assert result["moved"] > 1e-3, "parameters must have moved"
+    assert result["param_rel_err"] <= tolerance
+    assert result["target_abs_err"] <= (1e-6 if tolerance <= 1e-6 else 5 * tolerance)
+    assert result["skipped"] == 0
+
+
+@pytest.mark.parametrize("case", list(EQUIVALENCE))
+def test_equivalence_two_ranks(two_ranks, case):
+    _check_equivalence(two_ranks[case], case)
+
+
+@pytest.mark.parametrize("case", FOUR_RANK_CASES)
+def test_equivalence_four_ranks(four_ranks, case):
+    _check_equivalence(four_ranks[case], case)
+
+
+@pytest.mark.parametrize("case", ["sum_s0", "sum_s2", "sum_s3"])
+def test_sum_mode_equals_plain_deepspeed(two_ranks, case):
+    assert two_ranks[case]["param_rel_err"] <= 1e-7
+
+
+def test_sum_mode_equals_plain_deepspeed_four_ranks(four_ranks):
+    assert four_ranks["sum_s2"]["param_rel_err"] <= 1e-7
+
+
+@pytest.mark.parametrize("case", ["comm_s2", "comm_s3"])
+def test_exactly_one_gram_all_reduce_per_step(two_ranks, case):
+    result = two_ranks[case]
+    assert result["calls"] == [["all_reduce", result["expected_bytes"]]] * result["steps"]
+
+
+def test_exactly_one_gram_all_reduce_per_step_four_ranks(four_ranks):
+    result = four_ranks["comm_s2"]
+    assert result["calls"] == [["all_reduce", result["expected_bytes"]]] * result["steps"]
+
+
+@pytest.mark.parametrize("case", ["resume_s2", "resume_s3"])
+def test_checkpoint_resume_continues_exactly(two_ranks, case):
+    result = two_ranks[case]
+    assert result["param_rel_err"] == 0.0 and result["target_abs_err"] == 0.0 and result["state_step"] == 4
+
+
+@pytest.mark.parametrize("case", ["overflow_s2_fp16", "overflow_s1_fp32"])
+def test_non_finite_task_skips_step_and_keeps_targets(two_ranks, case):
+    result = two_ranks[case]
+    assert result["skipped_outcome"] and result["ds_skipped_steps"] == 1
+    assert result["params_changed"] == 0.0 and result["targets_changed"] == 0.0
+
+
+def test_rank_divergence_is_an_error_naming_the_step(two_ranks):
+    assert "GradVac step 0: ranks disagree on the task orders" in two_ranks["divergence"]["error"]
+
+
+def test_protocol_misuse_is_explained(two_ranks):
+    messages = two_ranks["protocol"]["messages"]
+    assert "inside `with engine.task" in messages["backward_outside_task"]
+    assert "before any task ran" in messages["step_without_tasks"]
+    assert "xx-en" in messages["unknown_task"] and "de-en" in messages["unknown_task"]
+    assert "declared 2 micro-batches but ran 1" in messages["too_few_backward"]
+    assert "gradient_accumulation_steps=8" in messages["gas_mismatch"]
+
+
+def test_bad_gradvac_config_fails_before_any_process_group():
+    import gradvac_ds
+
+    with pytest.raises(ConfigError, match=r"gradvac\.granularity"):
+        gradvac_ds.initialize(model=torch.nn.Linear(2, 2), config={"gradvac": {"granularity": "block"}})
+    assert not torch.distributed.is_initialized()

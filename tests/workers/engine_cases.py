@@ -1,0 +1,405 @@
+"""Engine cases run under torchrun (gloo, DS_ACCELERATOR=cpu); one JSON line per case on rank 0.
+
+Each case trains a tiny layered model with the real DeepSpeed engine wrapped by GradVacEngine and
+checks it, on every rank, against a single-process run of the same model and data: full per-task
+gradient vectors, the dense reference loop (gradvac_ds.reference), the same clipping and Adam.
+
+    torchrun --nproc_per_node 2 tests/workers/engine_cases.py --out results.jsonl [--cases a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import traceback
+
+import deepspeed
+import torch
+from deepspeed import comm as dist
+from deepspeed.accelerator import get_accelerator
+from deepspeed.utils import safe_get_full_fp32_param
+from torch import nn
+
+import gradvac_ds.engine as gv_engine
+from gradvac_ds.algorithm import draw_task_orders, step_generator
+from gradvac_ds.engine import GradVacEngine, RankDivergenceError, TaskProtocolError, split_config
+from gradvac_ds.grouping import group_parameters
+from gradvac_ds.reference import dense_gradvac_groups
+
+TASKS = ["de-en", "fr-en", "ja-en", "sw-en"]
+MICRO_BATCHES_PER_STEP = 8  # = gradient_accumulation_steps
+BATCH, DIM = 4, 6
+LR, CLIP, BETA = 1e-2, 0.5, 0.5
+FULL = dict.fromkeys(TASKS, 2)
+# step -> {task: micro-batches}; sw-en is absent from step 1 (ja-en takes its micro-batches)
+SCHEDULE = [FULL, {"de-en": 2, "fr-en": 2, "ja-en": 4}, FULL, FULL]
+
+
+class Tiny(nn.Module):
+    """Two 'layers' with a LayerNorm each and a head: 3 layer groups + head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.Linear(DIM, DIM), nn.LayerNorm(DIM), nn.Tanh()) for _ in range(2)
+        )
+        self.head = nn.Linear(DIM, 3)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return ((self.head(x).float() - y) ** 2).mean()
+
+
+def batch(step: int, task: int, rank: int, mb: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(100_000 * step + 1000 * task + 10 * rank + mb)
+    x = torch.randn(BATCH, DIM, generator=gen) * (1 + task)
+    y = torch.randn(BATCH, 3, generator=gen) + (task - 1.5)
+    return x.to(dtype), y
+
+
+def ds_config(stage: int, precision: str, mode: str, extra_zero: dict, seed: int = 0, check: int = 1) -> dict:
+    cfg = {
+        "train_micro_batch_size_per_gpu": BATCH,
+        "gradient_accumulation_steps": None,  # set per case from the schedule
+        "gradient_clipping": CLIP,
+        "steps_per_print": 10**9,
+        "zero_optimization": {"stage": stage, "reduce_bucket_size": 64, **extra_zero},
+        "gradvac": {
+            "mode": mode,
+            "beta": BETA,
+            "tasks": TASKS,
+            "seed": seed,
+            "consistency_check_interval": check,
+        },
+    }
+    if precision.startswith("bf16"):
+        cfg["bf16"] = {"enabled": True}
+    if precision == "bf16_fp32acc":
+        cfg["data_types"] = {"grad_accum_dtype": "fp32"}
+    if precision == "fp16":
+        cfg["fp16"] = {"enabled": True, "initial_scale_power": 8}
+    return cfg
+
+
+def dtype_of(precision: str) -> torch.dtype:
+    return {"fp32": torch.float32, "fp16": torch.float16}.get(precision, torch.bfloat16)
+
+
+def full_params(engine) -> dict[str, torch.Tensor]:
+    """The model's parameters after the step: fp32 masters gathered at ZeRO-3, the module's
+    (all-gathered) parameters otherwise (equal to the masters in fp32, rounded in bf16/fp16)."""
+    out = {}
+    for name, p in engine.module.named_parameters():
+        if engine.zero_optimization_stage() == 3:
+            out[name] = safe_get_full_fp32_param(p).detach().clone()
+        else:
+            out[name] = p.detach().float().clone()
+    return out
+
+
+def build(stage, precision, mode, extra_zero=None, seed=0, check=1):
+    cfg = ds_config(stage, precision, mode, extra_zero or {}, seed, check)
+    cfg["gradient_accumulation_steps"] = MICRO_BATCHES_PER_STEP
+    ds_cfg, gv_cfg = split_config(cfg)
+    model = Tiny()
+    engine, *_ = deepspeed.initialize(
+        model=model, optimizer=torch.optim.Adam(model.parameters(), lr=LR), config=ds_cfg
+    )
+    return GradVacEngine(engine, gv_cfg), cfg
+
+
+def run_steps(
+    gv: GradVacEngine, precision: str, steps: list[dict[str, int]], first_step: int = 0, poison=None
+):
+    rank, dtype = dist.get_rank(), dtype_of(precision)
+    outcomes = []
+    for offset, tasks in enumerate(steps):
+        step = first_step + offset
+        for name, micro_batches in tasks.items():
+            t = TASKS.index(name)
+            with gv.task(name, micro_batches=micro_batches):
+                for mb in range(micro_batches):
+                    x, y = batch(step, t, rank, mb, dtype)
+                    loss = gv(x, y)
+                    if poison == (step, name):
+                        loss = loss * float("inf")
+                    gv.backward(loss)
+        outcomes.append(gv.step())
+    return outcomes
+
+
+def reference(init: dict[str, torch.Tensor], mode: str, steps: list[dict[str, int]], world: int):
+    """Single process: the same model and data, dense GradVac, clipping, Adam."""
+    model = Tiny().double()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(init[name])
+    params = list(model.named_parameters())
+    grouping = group_parameters(params, "layer")
+    slices, offset = [[] for _ in grouping.group_names], 0
+    for name, p in params:
+        slices[grouping.group_of[name]].append(slice(offset, offset + p.numel()))
+        offset += p.numel()
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    targets = torch.zeros(grouping.num_groups, len(TASKS), len(TASKS), dtype=torch.float64)
+    for step, tasks in enumerate(steps):
+        flat = []
+        for t in range(len(TASKS)):
+            if TASKS[t] not in tasks:
+                flat.append(torch.zeros(offset, dtype=torch.float64))
+                continue
+            model.zero_grad()
+            for r in range(world):
+                for mb in range(tasks[TASKS[t]]):
+                    x, y = batch(step, t, r, mb, torch.float32)
+                    (model(x.double(), y.double()) / MICRO_BATCHES_PER_STEP / world).backward()
+            flat.append(torch.cat([p.grad.reshape(-1) for _, p in params]))
+        active = [name in tasks for name in TASKS]
+        orders = draw_task_orders(len(TASKS), step_generator(0, step)).tolist()
+        update, targets = dense_gradvac_groups(
+            flat, slices, targets, mode=mode, beta=BETA, active=active, orders=orders
+        )
+        cursor = 0
+        for _, p in params:
+            p.grad = update[cursor : cursor + p.numel()].view_as(p).clone()
+            cursor += p.numel()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        opt.step()
+    return {n: p.detach() for n, p in params}, targets
+
+
+def rel_err(got: dict, want: dict) -> float:
+    """Largest elementwise difference relative to the largest parameter magnitude."""
+    scale = max(want[n].abs().max().item() for n in want)
+    return max((got[n].double() - want[n]).abs().max().item() for n in want) / scale
+
+
+def case_equivalence(stage, precision, mode="gradvac", extra_zero=None):
+    gv, _ = build(stage, precision, mode, extra_zero)
+    init = full_params(gv)
+    outcomes = run_steps(gv, precision, SCHEDULE)
+    got = full_params(gv)
+    want, want_targets = reference(
+        {n: v.double() for n, v in init.items()}, mode, SCHEDULE, dist.get_world_size()
+    )
+    fired = sum(int(o.result.fired.sum()) for o in outcomes)
+    return {
+        "adapter": type(gv.adapter).__name__,
+        "param_rel_err": rel_err(got, want),
+        "target_abs_err": (gv.state.targets - want_targets).abs().max().item(),
+        "fired": fired,
+        "skipped": gv.engine.skipped_steps,
+        "moved": rel_err(got, {n: v.double() for n, v in init.items()}),
+    }
+
+
+def case_sum_vs_plain(stage, precision):
+    """mode: sum through GradVacEngine vs plain DeepSpeed on the same micro-batches."""
+    gv, cfg = build(stage, precision, "sum")
+    run_steps(gv, precision, [FULL, FULL])
+    ours = full_params(gv)
+    ds_cfg = {k: v for k, v in cfg.items() if k != "gradvac"}
+    model = Tiny()
+    plain, *_ = deepspeed.initialize(
+        model=model, optimizer=torch.optim.Adam(model.parameters(), lr=LR), config=ds_cfg
+    )
+    dtype, rank = dtype_of(precision), dist.get_rank()
+    for step in range(2):
+        for t in range(len(TASKS)):
+            for mb in range(FULL[TASKS[t]]):
+                x, y = batch(step, t, rank, mb, dtype)
+                plain.backward(plain(x, y))
+                plain.step()
+    theirs = full_params(plain)
+    return {"param_rel_err": rel_err(ours, {n: v.double() for n, v in theirs.items()})}
+
+
+class CountingComm:
+    """Forwards to deepspeed.comm and records the collectives the GradVac engine calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def all_reduce(self, tensor, *args, **kwargs):
+        self.calls.append(("all_reduce", tensor.numel() * tensor.element_size()))
+        return dist.all_reduce(tensor, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(dist, name)
+
+
+def case_communication(stage):
+    counter = CountingComm()
+    gv_engine.dist = counter
+    try:
+        gv, _ = build(stage, "fp32", "gradvac", check=0)
+        run_steps(gv, "fp32", SCHEDULE)
+    finally:
+        gv_engine.dist = dist
+    num_groups = gv.grouping.num_groups
+    return {
+        "calls": counter.calls,
+        "steps": len(SCHEDULE),
+        "expected_bytes": num_groups * len(TASKS) ** 2 * 8,
+    }
+
+
+def case_resume(stage, precision):
+    gv, _ = build(stage, precision, "gradvac")
+    run_steps(gv, precision, SCHEDULE)
+    straight, straight_targets = full_params(gv), gv.state.targets.clone()
+    root = tempfile.mkdtemp(prefix="gv_ckpt_") if dist.get_rank() == 0 else None
+    holder = [root]
+    dist.broadcast_object_list(holder, src=0)
+    gv, _ = build(stage, precision, "gradvac")
+    run_steps(gv, precision, SCHEDULE[:2])
+    gv.save_checkpoint(holder[0], tag="half")
+    resumed, _ = build(stage, precision, "gradvac")
+    resumed.load_checkpoint(holder[0], tag="half")
+    run_steps(resumed, precision, SCHEDULE[2:], first_step=2)
+    return {
+        "param_rel_err": rel_err(full_params(resumed), {n: v.double() for n, v in straight.items()}),
+        "target_abs_err": (resumed.state.targets - straight_targets).abs().max().item(),
+        "state_step": resumed.state.step,
+    }
+
+
+def case_overflow(stage, precision):
+    gv, _ = build(stage, precision, "gradvac")
+    run_steps(gv, precision, SCHEDULE[:1])
+    before, targets = full_params(gv), gv.state.targets.clone()
+    outcomes = run_steps(gv, precision, SCHEDULE[1:2], first_step=1, poison=(1, "fr-en"))
+    after = full_params(gv)
+    return {
+        "skipped_outcome": outcomes[0].skipped,
+        "ds_skipped_steps": gv.engine.skipped_steps,
+        "params_changed": rel_err(after, {n: v.double() for n, v in before.items()}),
+        "targets_changed": (gv.state.targets - targets).abs().max().item(),
+    }
+
+
+def case_divergence():
+    seed = 1 if dist.get_rank() == 1 else 0
+    gv, _ = build(2, "fp32", "gradvac", seed=seed, check=1)
+    try:
+        run_steps(gv, "fp32", SCHEDULE[:1])
+    except RankDivergenceError as err:
+        return {"error": str(err)}
+    return {"error": None}
+
+
+def case_protocol():
+    """Misuse of the task/step protocol raises TaskProtocolError with a message saying what."""
+    gv, _ = build(2, "fp32", "gradvac")
+    x, y = batch(0, 0, dist.get_rank(), 0, torch.float32)
+    messages = {}
+    attempts = {
+        "backward_outside_task": lambda: gv.backward(gv(x, y)),
+        "step_without_tasks": gv.step,
+        "unknown_task": lambda: gv.task("xx-en").__enter__(),
+    }
+    for name, attempt in attempts.items():
+        try:
+            attempt()
+        except (TaskProtocolError, KeyError) as err:
+            messages[name] = str(err)
+    try:
+        with gv.task("de-en", micro_batches=2):
+            gv.backward(gv(x, y))
+    except TaskProtocolError as err:
+        messages["too_few_backward"] = str(err)
+    gv.engine.optimizer.zero_grad()
+    for name in TASKS[:2]:
+        with gv.task(name, micro_batches=1):
+            gv.backward(gv(x, y))
+    try:
+        gv.step()
+    except TaskProtocolError as err:
+        messages["gas_mismatch"] = str(err)
+    return {"messages": messages}
+
+
+def cases(world: int) -> dict:
+    out = {
+        "s0_fp32": lambda: case_equivalence(0, "fp32"),
+        "s1_fp32": lambda: case_equivalence(1, "fp32"),
+        "s2_fp32": lambda: case_equivalence(2, "fp32"),
+        "s2_fp32_cg0_oc1": lambda: case_equivalence(
+            2, "fp32", extra_zero={"contiguous_gradients": False, "overlap_comm": True}
+        ),
+        "s2_fp32_cg1_oc1_rr": lambda: case_equivalence(
+            2,
+            "fp32",
+            extra_zero={"contiguous_gradients": True, "overlap_comm": True, "round_robin_gradients": True},
+        ),
+        "s3_fp32": lambda: case_equivalence(3, "fp32"),
+        "s3_fp32_p0": lambda: case_equivalence(
+            3, "fp32", extra_zero={"stage3_param_persistence_threshold": 0}
+        ),
+        "pcgrad_s2": lambda: case_equivalence(2, "fp32", mode="pcgrad"),
+        "s0_bf16": lambda: case_equivalence(0, "bf16"),
+        "s1_bf16_fp32acc": lambda: case_equivalence(1, "bf16_fp32acc"),
+        "s2_bf16": lambda: case_equivalence(2, "bf16"),
+        "s3_bf16": lambda: case_equivalence(3, "bf16"),
+        "s2_fp16": lambda: case_equivalence(2, "fp16"),
+        "s3_fp16": lambda: case_equivalence(3, "fp16"),
+        "sum_s0": lambda: case_sum_vs_plain(0, "fp32"),
+        "sum_s2": lambda: case_sum_vs_plain(2, "fp32"),
+        "sum_s3": lambda: case_sum_vs_plain(3, "fp32"),
+        "comm_s2": lambda: case_communication(2),
+        "comm_s3": lambda: case_communication(3),
+        "resume_s2": lambda: case_resume(2, "fp32"),
+        "resume_s3": lambda: case_resume(3, "fp32"),
+        "overflow_s2_fp16": lambda: case_overflow(2, "fp16"),
+        "overflow_s1_fp32": lambda: case_overflow(1, "fp32"),
+        "divergence": case_divergence,
+        "protocol": case_protocol,
+    }
+    if world > 2:
+        keep = {
+            "s1_fp32",
+            "s2_fp32",
+            "s2_fp32_cg1_oc1_rr",
+            "s3_fp32",
+            "s0_fp32",
+            "s1_bf16_fp32acc",
+            "sum_s2",
+            "comm_s2",
+        }
+        out = {k: v for k, v in out.items() if k in keep}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--cases", default="")
+    args = parser.parse_args()
+    deepspeed.init_distributed(dist_backend="gloo")
+    accel = get_accelerator()
+    # The CPU accelerator reports no fp16 support; the CPU kernels used here do run in fp16.
+    accel.is_fp16_supported = lambda: True
+    accel.supported_dtypes = lambda: [torch.float32, torch.bfloat16, torch.float16]
+    world, rank = dist.get_world_size(), dist.get_rank()
+    selected = cases(world)
+    if args.cases:
+        selected = {k: v for k, v in selected.items() if k in args.cases.split(",")}
+    for name, fn in selected.items():
+        try:
+            result = {"case": name, "world": world, **fn()}
+        except Exception as err:  # reported per case; a failure on one rank is reported by that rank
+            result = {"case": name, "world": world, "error": f"{type(err).__name__}: {err}"}
+            traceback.print_exc()
+        if rank == 0:
+            with open(args.out, "a") as f:
+                f.write(json.dumps(result) + "\n")
+        dist.barrier()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    main()
