@@ -1,0 +1,236 @@
+"""Per-rank memory, communication and compute of one optimizer step: gradvac_ds vs naive GradVac.
+
+Notation: P parameters, T tensor-parallel ranks, N data-parallel ranks, K tasks, L GradVac groups,
+M micro-batches per task, Ψ = parameters on one TP rank (ceil(P/T), the exact count of a preset, or
+the total of a given layout).
+
+Model states follow the ZeRO paper (Rajbhandari et al., 2020), bytes per parameter:
+weights 2 / gradients 2 / optimizer 4 (fp32 master) + 8 (Adam m, v) in mixed precision (bf16, fp16);
+4 / 4 / 8 in fp32; SGD-with-momentum keeps 4 instead of Adam's 8. Stage 1 partitions the optimizer
+states over N, stage 2 also the gradients, stage 3 also the weights.
+
+The partitioned element count ``n_local`` is DeepSpeed 0.19's, padding included:
+- stage 1/2: every optimizer param group's flat buffer is padded to a multiple of 2·N
+  (``nccl_start_alignment_factor`` = 2 times the DP size), so a rank holds ceil(n_g / 2N)·2 per group;
+- stage 3: every tensor is padded to a multiple of N, so a rank holds ceil(n_p / N) per tensor;
+- stage 0: nothing is partitioned, n_local = Ψ.
+
+GradVac task buffers hold the K reduced task gradients a rank owns: K · n_local · bytes(buffer dtype).
+The Gram tensor is L×K×K float64, all-reduced once over DP (payload 8·L·K² bytes) and, with T > 1,
+once over TP. Ring collectives put 2(R-1)/R × payload (all-reduce) or (R-1)/R × payload
+(reduce-scatter, all-gather) on each rank's wire for a group of R ranks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from fractions import Fraction
+from typing import Any
+
+from gradvac_ds.planning.errors import PlanError
+from gradvac_ds.planning.inputs import PlanInputs
+from gradvac_ds.planning.units import parse_count
+
+GRAM_ELEMENT_BYTES = 8
+"""The Gram tensor is float64."""
+ZERO12_ALIGNMENT_FACTOR = 2
+"""DeepSpeed's ``nccl_start_alignment_factor``: ZeRO-1/2 flat groups are padded to 2·N elements."""
+_DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+_MASTER_BYTES = {"fp32": 0, "bf16": 4, "fp16": 4}
+_OPTIMIZER_STATE_BYTES = {"adam": 8, "adamw": 8, "sgd": 4}
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Bytes held by one rank; ``activations`` is None when the estimate's inputs are unknown."""
+
+    weights: int
+    gradients: int
+    optimizer_states: int
+    task_buffers: int
+    activations: int | None
+    total: int
+
+
+@dataclass(frozen=True)
+class Communication:
+    """Bytes of one optimizer step, per rank.
+
+    grad_reductions_per_step: gradient reduce-scatters (ZeRO ≥ 1) or all-reduces (stage 0, DDP);
+    plain_grad_reductions_per_step: the same without GradVac (DeepSpeed stage 0/1 and DDP reduce
+    once at the accumulation boundary, stage 2/3 after every micro-batch);
+    *_payload_bytes: size of the tensors handed to the collectives; *_wire_bytes: ring traffic;
+    extra_*: what GradVac adds to the plain run (Gram all-reduces and extra gradient reductions).
+    """
+
+    grad_reductions_per_step: int
+    plain_grad_reductions_per_step: int
+    grad_reduction_payload_bytes: int
+    grad_reduction_wire_bytes: int
+    param_allgather_wire_bytes: int
+    gram_dp_allreduce_payload_bytes: int
+    gram_dp_allreduce_wire_bytes: int
+    gram_tp_allreduce_payload_bytes: int
+    gram_tp_allreduce_wire_bytes: int
+    extra_payload_bytes: int
+    extra_wire_bytes: int
+
+
+@dataclass(frozen=True)
+class Compute:
+    """FLOPs of one step on one rank: Gram 2·K²·n (K² dot products of length n), combine 2·K·n."""
+
+    gram_flops: int
+    combine_flops: int
+
+
+@dataclass(frozen=True)
+class Approach:
+    """One way of running GradVac: its memory, communication and compute."""
+
+    memory: Memory
+    communication: Communication
+    compute: Compute
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The planner's answer. ``local_grad_numel`` is n_local (see the module docstring)."""
+
+    inputs: PlanInputs
+    params_per_tp_rank: int
+    local_grad_numel: int
+    gradvac_ds: Approach
+    naive_ddp: Approach
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every figure as plain JSON-ready values (bytes, FLOPs, counts)."""
+        return asdict(self)
+
+
+def local_grad_numel(inputs: PlanInputs) -> int:
+    """n_local: elements of the gradient partition one rank owns, with DeepSpeed's padding."""
+    n, groups = inputs.dp, inputs.param_groups
+    if inputs.zero_stage == 0:
+        return inputs.params_per_tp_rank
+    if inputs.zero_stage == 3:
+        return sum(-(-numel // n) for group in groups for numel in group)
+    unit = ZERO12_ALIGNMENT_FACTOR * n
+    return sum(-(-sum(group) // unit) * ZERO12_ALIGNMENT_FACTOR for group in groups)
+
+
+def activation_bytes(inputs: PlanInputs) -> int | None:
+    """Activations of one micro-batch (micro-batches of a step run one after another).
+
+    Korthikanti et al. 2022 (no recomputation, no sequence parallelism), per layer in 16-bit:
+    s·b·h·(10 + 24/T) + 5·a·s·(s·b)/T bytes, times 2 for fp32 activations. Applied to every layer
+    alike, it slightly underestimates decoder layers, whose cross-attention adds to it.
+    """
+    act = inputs.activations
+    if act is None:
+        return None
+    tokens, t = act.micro_batch_tokens, inputs.tp
+    per_layer = tokens * act.hidden_size * (10 + Fraction(24, t)) + Fraction(
+        5 * act.num_attention_heads * act.seq_length * tokens, t
+    )
+    scale = 2 if inputs.precision == "fp32" else 1
+    return round(per_layer * act.num_layers * scale)
+
+
+def _ring(ranks: int, payload: int, all_reduce: bool) -> int:
+    """Per-rank ring traffic: 2(R-1)/R × payload for all-reduce, (R-1)/R for the others."""
+    return round(Fraction((2 if all_reduce else 1) * (ranks - 1), ranks) * payload)
+
+
+def _memory(inputs: PlanInputs, stage: int, n_local: int, activations: int | None) -> Memory:
+    psi, prec = inputs.params_per_tp_rank, inputs.precision
+    weights = (n_local if stage == 3 else psi) * _DTYPE_BYTES[prec]
+    gradients = (n_local if stage >= 2 else psi) * _DTYPE_BYTES[prec]
+    state_bytes = _MASTER_BYTES[prec] + _OPTIMIZER_STATE_BYTES[inputs.optimizer]
+    optimizer = (n_local if stage >= 1 else psi) * state_bytes
+    buffers = inputs.tasks * n_local * _DTYPE_BYTES[inputs.buffer_dtype]
+    total = weights + gradients + optimizer + buffers + (activations or 0)
+    return Memory(weights, gradients, optimizer, buffers, activations, total)
+
+
+def _gradvac_ds(inputs: PlanInputs, n_local: int, activations: int | None) -> Approach:
+    k, n, t, stage = inputs.tasks, inputs.dp, inputs.tp, inputs.zero_stage
+    micro_batches = k * inputs.micro_batches_per_task
+    plain = 1 if stage <= 1 else micro_batches
+    reductions = k if stage <= 1 else micro_batches
+    grad_payload = inputs.params_per_tp_rank * _DTYPE_BYTES[inputs.precision]
+    per_reduction_wire = _ring(n, grad_payload, all_reduce=stage == 0)
+    weight_bytes = inputs.params_per_tp_rank * _DTYPE_BYTES[inputs.precision]
+    gathers = {0: 0, 1: 1, 2: 1, 3: 2 * micro_batches}[stage]
+    gram = inputs.groups * k * k * GRAM_ELEMENT_BYTES
+    gram_tp = gram if t > 1 else 0
+    gram_wire = _ring(n, gram, all_reduce=True) + _ring(t, gram_tp, all_reduce=True)
+    extra = reductions - plain
+    comm = Communication(
+        grad_reductions_per_step=reductions,
+        plain_grad_reductions_per_step=plain,
+        grad_reduction_payload_bytes=reductions * grad_payload,
+        grad_reduction_wire_bytes=reductions * per_reduction_wire,
+        param_allgather_wire_bytes=gathers * _ring(n, weight_bytes, all_reduce=False),
+        gram_dp_allreduce_payload_bytes=gram,
+        gram_dp_allreduce_wire_bytes=_ring(n, gram, all_reduce=True),
+        gram_tp_allreduce_payload_bytes=gram_tp,
+        gram_tp_allreduce_wire_bytes=_ring(t, gram_tp, all_reduce=True),
+        extra_payload_bytes=gram + gram_tp + extra * grad_payload,
+        extra_wire_bytes=gram_wire + extra * per_reduction_wire,
+    )
+    compute = Compute(gram_flops=2 * k * k * n_local, combine_flops=2 * k * n_local)
+    return Approach(_memory(inputs, stage, n_local, activations), comm, compute)
+
+
+def _naive_ddp(inputs: PlanInputs, activations: int | None) -> Approach:
+    """DDP all-reducing every task's full gradient, then the dense loop on every rank (LibMTL style).
+
+    No ZeRO: model states as stage 0; K full task gradients of Ψ elements per rank; K all-reduces of
+    Ψ gradients instead of DDP's one. Tensor-parallel reductions of its dot products are not counted.
+    """
+    k, n, psi = inputs.tasks, inputs.dp, inputs.params_per_tp_rank
+    grad_payload = psi * _DTYPE_BYTES[inputs.precision]
+    per_reduction_wire = _ring(n, grad_payload, all_reduce=True)
+    comm = Communication(
+        grad_reductions_per_step=k,
+        plain_grad_reductions_per_step=1,
+        grad_reduction_payload_bytes=k * grad_payload,
+        grad_reduction_wire_bytes=k * per_reduction_wire,
+        param_allgather_wire_bytes=0,
+        gram_dp_allreduce_payload_bytes=0,
+        gram_dp_allreduce_wire_bytes=0,
+        gram_tp_allreduce_payload_bytes=0,
+        gram_tp_allreduce_wire_bytes=0,
+        extra_payload_bytes=(k - 1) * grad_payload,
+        extra_wire_bytes=(k - 1) * per_reduction_wire,
+    )
+    compute = Compute(gram_flops=2 * k * k * psi, combine_flops=2 * k * psi)
+    return Approach(_memory(inputs, 0, psi, activations), comm, compute)
+
+
+def plan_inputs(inputs: PlanInputs) -> Plan:
+    """The plan for validated inputs."""
+    n_local = local_grad_numel(inputs)
+    activations = activation_bytes(inputs)
+    return Plan(
+        inputs=inputs,
+        params_per_tp_rank=inputs.params_per_tp_rank,
+        local_grad_numel=n_local,
+        gradvac_ds=_gradvac_ds(inputs, n_local, activations),
+        naive_ddp=_naive_ddp(inputs, activations),
+    )
+
+
+def plan(params: int | str, tasks: int, **options: Any) -> Plan:
+    """The plan for P = ``params`` (an int or a count like ``"1.3B"``) and K = ``tasks``.
+
+    ``options`` are the other fields of :class:`PlanInputs` (dp, tp, zero_stage, precision,
+    buffer_dtype, optimizer, groups, micro_batches_per_task, activations, tp_rank_params, layout,
+    ffn_hidden_size).
+    """
+    allowed = [f.name for f in fields(PlanInputs) if f.name not in ("params", "tasks")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise PlanError(f"unknown plan option(s) {unknown}; allowed options are {allowed}")
+    return plan_inputs(PlanInputs(params=parse_count(params, "params"), tasks=tasks, **options))

@@ -1,0 +1,15 @@
+"""Training entry for the deepspeed launcher, torchrun or srun.
+
+    deepspeed --num_gpus 2 launch/train.py --config configs/demo.yaml
+    torchrun --nproc_per_node 8 launch/train.py --config configs/paper_big.yaml
+
+Rank and world size come from the environment the launcher sets (RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR, MASTER_PORT); DeepSpeed's ``--local_rank`` argument is accepted and ignored.
+"""
+
+import sys
+
+from gradvac_ds.cli import train_main
+
+if __name__ == "__main__":
+    sys.exit(train_main())
