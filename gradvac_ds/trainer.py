@@ -26,7 +26,7 @@ from tqdm import tqdm
 import gradvac_ds
 from gradvac_ds import checkpointing
 from gradvac_ds.analysis import SimilarityLog
-from gradvac_ds.data import DataBundle, build_data, iter_eval_batches
+from gradvac_ds.data import DataBundle, EncodedTask, build_data, iter_eval_batches
 from gradvac_ds.engine import GradVacEngine
 from gradvac_ds.evaluation import SpecialTokens, beam_search, greedy_decode, score_by_pair
 from gradvac_ds.modeling import build_model
@@ -90,12 +90,8 @@ def evaluate_bleu(model: torch.nn.Module, bundle: DataBundle, config: RunConfig)
     outputs = {}
     for task, evalset in bundle.test.items():
         count = min(ev.max_sentences, len(evalset.references))
-        subset = type(evalset.encoded)(
-            evalset.encoded.task,
-            evalset.encoded.tag_id,
-            evalset.encoded.src[:count],
-            evalset.encoded.tgt[:count],
-        )
+        encoded = evalset.encoded
+        subset = EncodedTask(encoded.task, encoded.tag_id, encoded.src[:count], encoded.tgt[:count])
         hypotheses = []
         for batch in iter_eval_batches(subset, ev.batch_tokens, config.data.batching.max_sentences):
             src = batch.src.to(_device())
@@ -184,7 +180,7 @@ def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -
                     batch = batch.to(_device())
                     loss = engine(batch.src, batch.tgt)
                     engine.backward(loss)
-                    step_losses[task] += float(loss) / len(batches)
+                    step_losses[task] += loss.item() / len(batches)
                     tokens += batch.num_tgt_tokens
         engine.step()
         progress.update(step_losses, tokens)
