@@ -42,8 +42,9 @@ class SpecialTokens:
     pad: int
 
 
-def _next_log_probs(model: Decodable, state: DecodingState, prefix: Tensor, tokens: SpecialTokens,
-                    last_step: bool) -> Tensor:
+def _next_log_probs(
+    model: Decodable, state: DecodingState, prefix: Tensor, tokens: SpecialTokens, last_step: bool
+) -> Tensor:
     """[N, V] float32 log-probabilities; pad is never generated and eos is forced on the last step."""
     log_probs = torch.log_softmax(model.next_token_logits(state, prefix).float(), dim=-1)
     log_probs[:, tokens.pad] = float("-inf")
@@ -107,8 +108,14 @@ def greedy_decode(model: Decodable, src: Tensor, special: SpecialTokens, max_len
 
 
 @torch.no_grad()
-def beam_search(model: Decodable, src: Tensor, special: SpecialTokens, max_length: int, beam_size: int,
-                length_penalty: float = 1.0) -> list[list[int]]:
+def beam_search(
+    model: Decodable,
+    src: Tensor,
+    special: SpecialTokens,
+    max_length: int,
+    beam_size: int,
+    length_penalty: float = 1.0,
+) -> list[list[int]]:
     """Batched beam search with length normalisation.
 
     Each sentence keeps ``beam_size`` live hypotheses scored by summed log-probability. Per step the
@@ -148,9 +155,16 @@ def beam_search(model: Decodable, src: Tensor, special: SpecialTokens, max_lengt
     return [max(f, key=lambda item: item[0])[1] for f in finished]
 
 
-def _collect_finished(finished: list[list[tuple[float, list[int]]]], prefix: Tensor, top_scores: Tensor,
-                      origin: Tensor, token: Tensor, special: SpecialTokens, k: int,
-                      length_penalty: float) -> None:
+def _collect_finished(
+    finished: list[list[tuple[float, list[int]]]],
+    prefix: Tensor,
+    top_scores: Tensor,
+    origin: Tensor,
+    token: Tensor,
+    special: SpecialTokens,
+    k: int,
+    length_penalty: float,
+) -> None:
     """Record eos extensions ranked within the first k of each unfinished sentence."""
     hits = ((token[:, :k] == special.eos) & torch.isfinite(top_scores[:, :k])).nonzero().tolist()
     for sentence, rank in hits:
@@ -158,7 +172,7 @@ def _collect_finished(finished: list[list[tuple[float, list[int]]]], prefix: Ten
             continue
         hypothesis = prefix[sentence * k + int(origin[sentence, rank]), 1:].tolist()
         length = len(hypothesis) + 1
-        finished[sentence].append((float(top_scores[sentence, rank]) / length ** length_penalty, hypothesis))
+        finished[sentence].append((float(top_scores[sentence, rank]) / length**length_penalty, hypothesis))
 
 
 @dataclass(frozen=True)
@@ -175,19 +189,24 @@ class PairScores:
 def score_corpus(hypotheses: Sequence[str], references: Sequence[str], tokenize: str = "13a") -> PairScores:
     """Corpus BLEU (sacreBLEU, ``tokenize``) and chrF (character 6-grams, β=2) of detokenised text."""
     if len(hypotheses) != len(references):
-        raise ValueError(f"hypotheses and references differ in length: "
-                         f"{len(hypotheses)} vs {len(references)}")
+        raise ValueError(
+            f"hypotheses and references differ in length: {len(hypotheses)} vs {len(references)}"
+        )
     if not hypotheses:
         raise ValueError("cannot score an empty corpus")
     bleu, chrf = BLEU(tokenize=tokenize), CHRF()
     refs = [list(references)]
-    return PairScores(bleu=bleu.corpus_score(list(hypotheses), refs).score,
-                      chrf=chrf.corpus_score(list(hypotheses), refs).score,
-                      bleu_signature=str(bleu.get_signature()), chrf_signature=str(chrf.get_signature()),
-                      sentences=len(hypotheses))
+    return PairScores(
+        bleu=bleu.corpus_score(list(hypotheses), refs).score,
+        chrf=chrf.corpus_score(list(hypotheses), refs).score,
+        bleu_signature=str(bleu.get_signature()),
+        chrf_signature=str(chrf.get_signature()),
+        sentences=len(hypotheses),
+    )
 
 
-def score_by_pair(outputs: Mapping[str, tuple[Sequence[str], Sequence[str]]],
-                  tokenize: str = "13a") -> dict[str, PairScores]:
+def score_by_pair(
+    outputs: Mapping[str, tuple[Sequence[str], Sequence[str]]], tokenize: str = "13a"
+) -> dict[str, PairScores]:
     """Score ``{pair: (hypotheses, references)}`` pair by pair (e.g. ``"en-de"``)."""
     return {pair: score_corpus(hyps, refs, tokenize) for pair, (hyps, refs) in outputs.items()}

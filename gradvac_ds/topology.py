@@ -41,20 +41,27 @@ def init_model_parallel(tensor_parallel_size: int = 1) -> None:
     Idempotent for the same size; raises if it is already initialised with another size, if
     ``torch.distributed`` is not initialised, or if the size does not divide the world size.
     """
-    if isinstance(tensor_parallel_size, bool) or not isinstance(tensor_parallel_size, int) \
-            or tensor_parallel_size < 1:
+    if (
+        isinstance(tensor_parallel_size, bool)
+        or not isinstance(tensor_parallel_size, int)
+        or tensor_parallel_size < 1
+    ):
         raise ValueError(f"tensor_parallel_size must be a positive integer, got {tensor_parallel_size!r}")
     if not dist.is_initialized():
         raise RuntimeError("torch.distributed is not initialised: call deepspeed.init_distributed() first")
     world = dist.get_world_size()
     if world % tensor_parallel_size:
-        raise ValueError(f"tensor_parallel_size {tensor_parallel_size} must divide the world size {world}; "
-                         f"allowed: {[d for d in range(1, world + 1) if world % d == 0]}")
+        raise ValueError(
+            f"tensor_parallel_size {tensor_parallel_size} must divide the world size {world}; "
+            f"allowed: {[d for d in range(1, world + 1) if world % d == 0]}"
+        )
     if parallel_state.model_parallel_is_initialized():
         current = parallel_state.get_tensor_model_parallel_world_size()
         if current != tensor_parallel_size:
-            raise RuntimeError(f"megatron parallel_state is already initialised with tensor-parallel size "
-                               f"{current}, not {tensor_parallel_size}")
+            raise RuntimeError(
+                f"megatron parallel_state is already initialised with tensor-parallel size "
+                f"{current}, not {tensor_parallel_size}"
+            )
         return
     parallel_state.initialize_model_parallel(tensor_model_parallel_size=tensor_parallel_size)
 
@@ -88,9 +95,11 @@ class ParallelGroups:
 def parallel_groups() -> ParallelGroups:
     """Groups from megatron's parallel_state if initialised, else DP = world and TP = 1."""
     if parallel_state.model_parallel_is_initialized():
-        return ParallelGroups(parallel_state.get_data_parallel_group(),
-                              parallel_state.get_tensor_model_parallel_group(),
-                              parallel_state.get_tensor_model_parallel_world_size())
+        return ParallelGroups(
+            parallel_state.get_data_parallel_group(),
+            parallel_state.get_tensor_model_parallel_group(),
+            parallel_state.get_tensor_model_parallel_world_size(),
+        )
     if not dist.is_initialized():
         raise RuntimeError("torch.distributed is not initialised: call deepspeed.init_distributed() first")
     return ParallelGroups(dist.group.WORLD, None, 1)

@@ -2,7 +2,8 @@
 
 Quantities (L groups, K tasks, U units; see :mod:`.units` for tasks -> units):
 - run similarity: the count-weighted mean cosine per (group, task pair) over the run, averaged over
-  groups (each group equally), then aggregated to units -> sim [U, U];
+  the selected groups (each group equally; ``groups`` is a regular expression on group names, all
+  groups by default), then aggregated to units -> sim [U, U];
 - per-window similarity: the same per window -> [W, U, U] (similarity over training);
 - layer profile: per group, the mean of the unit similarity over unit pairs -> [L];
 - fire rate of task i towards j: fired / evaluated, summed over groups and steps -> [K, K];
@@ -11,6 +12,7 @@ Quantities (L groups, K tasks, U units; see :mod:`.units` for tasks -> units):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,20 @@ def pair_key(a: str, b: str) -> str:
     return f"{a}|{b}"
 
 
+def select_groups(group_names: Sequence[str], pattern: str | None) -> list[int]:
+    """Indices of the groups whose name matches the regular expression ``pattern`` (all if None)."""
+    if pattern is None:
+        return list(range(len(group_names)))
+    try:
+        regex = re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"--groups: {pattern!r} is not a regular expression: {err}") from None
+    chosen = [l for l, name in enumerate(group_names) if regex.search(name)]
+    if not chosen:
+        raise ValueError(f"--groups: {pattern!r} matches none of the groups {list(group_names)}")
+    return chosen
+
+
 def parse_pairs(spec: Sequence[str] | str, units: Sequence[str]) -> list[tuple[int, int]]:
     """Unit index pairs from "a|b,c|d" (or a list of "a|b"); ValueError names an unknown unit."""
     items = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -80,8 +96,9 @@ def _as_families(families: str | Path | Mapping[str, str] | None, column: str | 
     return load_families(families, column)
 
 
-def _as_distances(distances: str | Path | Mapping[tuple[str, str], float] | None,
-                  column: str | None) -> DistanceTable | None:
+def _as_distances(
+    distances: str | Path | Mapping[tuple[str, str], float] | None, column: str | None
+) -> DistanceTable | None:
     if distances is None or isinstance(distances, DistanceTable):
         return distances
     if isinstance(distances, Mapping):
@@ -114,10 +131,17 @@ def _fire_statistics(log: SimilarityLogData) -> dict[str, Any]:
     }
 
 
-def _family_results(sim: np.ndarray, mapping: UnitMapping, table: FamilyTable | None,
-                    notes: list[str]) -> dict[str, Any]:
-    empty = {"adjusted_rand_index": None, "intra_family_mean_similarity": None,
-             "inter_family_mean_similarity": None, "num_families": 0, "clusters": {}, "families": {}}
+def _family_results(
+    sim: np.ndarray, mapping: UnitMapping, table: FamilyTable | None, notes: list[str]
+) -> dict[str, Any]:
+    empty = {
+        "adjusted_rand_index": None,
+        "intra_family_mean_similarity": None,
+        "inter_family_mean_similarity": None,
+        "num_families": 0,
+        "clusters": {},
+        "families": {},
+    }
     if table is None:
         notes.append("family results are null: no --families table was given")
         return empty
@@ -125,14 +149,15 @@ def _family_results(sim: np.ndarray, mapping: UnitMapping, table: FamilyTable | 
     if not any(mapping.unit_language):
         notes.append("family results are null: the units have no language (no pivot language to strip)")
     known = zip(mapping.units, mapping.unit_language, labels, strict=True)
-    missing = [unit for unit, language, label in known
-               if language and not label]
+    missing = [unit for unit, language, label in known if language and not label]
     if missing:
         notes.append(f"no family in {table.source} for {', '.join(missing)}; left out of family results")
     agreement = family_agreement(sim, mapping.units, labels)
     if agreement.adjusted_rand_index is None:
-        notes.append(f"adjusted_rand_index is null: {agreement.num_families} families over "
-                     f"{len(agreement.units_used)} units (needs >= 2 families and >= 3 units)")
+        notes.append(
+            f"adjusted_rand_index is null: {agreement.num_families} families over "
+            f"{len(agreement.units_used)} units (needs >= 2 families and >= 3 units)"
+        )
     if agreement.intra_family_mean_similarity is None:
         notes.append("intra_family_mean_similarity is null: no two units share a family")
     if agreement.inter_family_mean_similarity is None:
@@ -147,10 +172,20 @@ def _family_results(sim: np.ndarray, mapping: UnitMapping, table: FamilyTable | 
     }
 
 
-def _distance_results(sim: np.ndarray, mapping: UnitMapping, table: DistanceTable | None, out_dir: Path,
-                      notes: list[str], figures: list[str]) -> dict[str, Any]:
-    result: dict[str, Any] = {"spearman_rho": None, "spearman_p": None, "spearman_pairs": 0,
-                              "distance_column": None}
+def _distance_results(
+    sim: np.ndarray,
+    mapping: UnitMapping,
+    table: DistanceTable | None,
+    out_dir: Path,
+    notes: list[str],
+    figures: list[str],
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "spearman_rho": None,
+        "spearman_p": None,
+        "spearman_pairs": 0,
+        "distance_column": None,
+    }
     if table is None:
         notes.append("spearman_rho/spearman_p are null: no --distances table was given")
         return result
@@ -162,14 +197,22 @@ def _distance_results(sim: np.ndarray, mapping: UnitMapping, table: DistanceTabl
             value = table.get(la, lb) if la and lb and la != lb else None
             pair_distance[a, b] = np.nan if value is None else value
     if table.alternatives:
-        notes.append(f"distance column '{table.column}' of {table.source} was used; its other numeric "
-                     f"columns are {', '.join(table.alternatives)} (pick one with --distance-column)")
+        notes.append(
+            f"distance column '{table.column}' of {table.source} was used; its other numeric "
+            f"columns are {', '.join(table.alternatives)} (pick one with --distance-column)"
+        )
     correlation = distance_correlation(sim, pair_distance)
-    result.update(spearman_rho=correlation.rho, spearman_p=correlation.p_value,
-                  spearman_pairs=correlation.num_pairs, distance_column=table.column)
+    result.update(
+        spearman_rho=correlation.rho,
+        spearman_p=correlation.p_value,
+        spearman_pairs=correlation.num_pairs,
+        distance_column=table.column,
+    )
     if correlation.rho is None:
-        notes.append(f"spearman_rho is null: {correlation.num_pairs} unit pairs have both a similarity and a "
-                     f"distance in {table.source} (needs >= 3, not constant)")
+        notes.append(
+            f"spearman_rho is null: {correlation.num_pairs} unit pairs have both a similarity and a "
+            f"distance in {table.source} (needs >= 3, not constant)"
+        )
     else:
         plots.plot_similarity_vs_distance(correlation, table.column, out_dir / "similarity_vs_distance.png")
         figures.append("similarity_vs_distance.png")
@@ -186,11 +229,13 @@ def analyze_run(
     group_by: str = LANGUAGE,
     distance_column: str | None = None,
     family_column: str | None = None,
+    groups: str | None = None,
 ) -> dict[str, Any]:
     """Analyse the similarity log of ``run_dir``; write figures and reports to ``out_dir``.
 
     families: CSV path or {language: family}; distances: CSV path or {(lang_a, lang_b): distance};
-    pairs: unit pairs "a|b" for the over-time plot; group_by: "language" or "task".
+    pairs: unit pairs "a|b" for the over-time plot; group_by: "language" or "task";
+    groups: regular expression selecting the groups that the unit similarity averages over.
     Returns the report.json contents (NaN as None); out_dir defaults to ``run_dir/analysis``.
     """
     log = load_similarity_log(run_dir)
@@ -203,16 +248,23 @@ def analyze_run(
     figures: list[str] = []
 
     total = log.total()
-    sim = unit_similarity(*group_mean(total.cos_mean, total.cos_count), mapping)
+    selected = select_groups(log.group_names, groups)
+    sim = unit_similarity(*group_mean(total.cos_mean[selected], total.cos_count[selected]), mapping)
     units = mapping.units
     family_results = _family_results(sim, mapping, family_table, notes)
     label = "languages" if mapping.kind == LANGUAGE else "tasks"
     if len(units) >= 2:
         title = f"Mean gradient cosine between {label}\n(ordered by average linkage on 1 - cos)"
         family_title = family_table.column if family_table else "family"
-        plots.plot_similarity_heatmap(sim, units, similarity_linkage(sim), title,
-                                      out / "similarity_heatmap.png", family_results["families"],
-                                      family_title)
+        plots.plot_similarity_heatmap(
+            sim,
+            units,
+            similarity_linkage(sim),
+            title,
+            out / "similarity_heatmap.png",
+            family_results["families"],
+            family_title,
+        )
         figures.append("similarity_heatmap.png")
     else:
         notes.append("no heatmap or clustering: fewer than 2 units")
@@ -220,11 +272,12 @@ def analyze_run(
     chosen = parse_pairs(pairs, units) if pairs else extreme_pairs(sim, DEFAULT_PAIRS_EACH)
     stacked_mean = np.stack([w.cos_mean for w in log.windows])
     stacked_count = np.stack([w.cos_count for w in log.windows])
-    over_time = unit_similarity(*group_mean(stacked_mean, stacked_count), mapping)
+    over_time = unit_similarity(*group_mean(stacked_mean[:, selected], stacked_count[:, selected]), mapping)
     if chosen:
         series = {pair_key(units[a], units[b]): over_time[:, a, b] for a, b in chosen}
-        plots.plot_similarity_over_time(log.step_centres, series, off_diagonal_mean(over_time),
-                                        out / "similarity_over_time.png")
+        plots.plot_similarity_over_time(
+            log.step_centres, series, off_diagonal_mean(over_time), out / "similarity_over_time.png"
+        )
         figures.append("similarity_over_time.png")
 
     per_group = off_diagonal_mean(unit_similarity(total.cos_mean, total.cos_count, mapping))
@@ -234,8 +287,9 @@ def analyze_run(
 
     fire = _fire_statistics(log)
     if len(log.task_names) >= 2:
-        plots.plot_fire_rate(fire["rate_matrix"], fire["coefficient_matrix"], log.task_names,
-                             out / "fire_rate.png")
+        plots.plot_fire_rate(
+            fire["rate_matrix"], fire["coefficient_matrix"], log.task_names, out / "fire_rate.png"
+        )
         figures.append("fire_rate.png")
 
     results: dict[str, Any] = {
@@ -251,10 +305,14 @@ def analyze_run(
         "languages": units,
         "tasks": log.task_names,
         "groups": log.group_names,
+        "similarity_groups": [log.group_names[l] for l in selected],
         "metadata": log.metadata,
         "mean_similarity": float(off_diagonal_mean(sim)),
-        "similarity": {pair_key(units[a], units[b]): float(sim[a, b])
-                       for a in range(len(units)) for b in range(a + 1, len(units))},
+        "similarity": {
+            pair_key(units[a], units[b]): float(sim[a, b])
+            for a in range(len(units))
+            for b in range(a + 1, len(units))
+        },
         "layer_profile": {
             **{stack: dict(zip(*layers, strict=True)) for stack, layers in profile.layers.items()},
             "other": profile.other,
@@ -268,4 +326,3 @@ def analyze_run(
     write_json(results, out / "report.json")
     write_text(results, out / "report.txt")
     return results
-

@@ -44,7 +44,9 @@ def layer_profile(group_names: Sequence[str], values: np.ndarray) -> LayerProfil
     layers = {}
     for stack, by_index in per_layer.items():
         indices = sorted(by_index)
-        means = [float(np.nanmean(by_index[i])) if np.isfinite(by_index[i]).any() else float("nan")
-                 for i in indices]
+        means = [
+            float(np.nanmean(by_index[i])) if np.isfinite(by_index[i]).any() else float("nan")
+            for i in indices
+        ]
         layers[stack] = (indices, means)
     return LayerProfile(layers=layers, other=other)

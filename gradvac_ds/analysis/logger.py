@@ -69,8 +69,9 @@ class SimilarityLog:
                 raise ValueError(f"{label} must be unique, got {list(names)}")
         self.directory = Path(run_dir) / LOG_DIRNAME
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.meta = self._open_meta(list(task_names), list(group_names), window, max_windows,
-                                    dict(metadata or {}))
+        self.meta = self._open_meta(
+            list(task_names), list(group_names), window, max_windows, dict(metadata or {})
+        )
         self._shape = (len(group_names), len(task_names), len(task_names))
         self._accumulator = WindowAccumulator(len(group_names), len(task_names))
         self._last_step: int | None = None
@@ -78,17 +79,27 @@ class SimilarityLog:
         self._remove_stray_chunks()
         write_meta(self.directory, self.meta)
 
-    def _open_meta(self, task_names: list[str], group_names: list[str], window: int, max_windows: int,
-                   metadata: dict[str, Any]) -> LogMeta:
+    def _open_meta(
+        self,
+        task_names: list[str],
+        group_names: list[str],
+        window: int,
+        max_windows: int,
+        metadata: dict[str, Any],
+    ) -> LogMeta:
         """A fresh index, or the existing one when continuing a log of the same tasks and groups."""
         if not (self.directory / META_NAME).is_file():
             return LogMeta(task_names, group_names, window, window, max_windows, metadata)
         meta = read_meta(self.directory)
-        for label, ours, theirs in (("task_names", task_names, meta.task_names),
-                                    ("group_names", group_names, meta.group_names)):
+        for label, ours, theirs in (
+            ("task_names", task_names, meta.task_names),
+            ("group_names", group_names, meta.group_names),
+        ):
             if ours != theirs:
-                raise ValueError(f"{self.directory / META_NAME}: field '{label}' is {theirs}, but this "
-                                 f"run logs {ours}; use another run folder")
+                raise ValueError(
+                    f"{self.directory / META_NAME}: field '{label}' is {theirs}, but this "
+                    f"run logs {ours}; use another run folder"
+                )
         meta.max_windows = max_windows
         meta.metadata.update(metadata)
         return meta
@@ -163,6 +174,7 @@ class SimilarityLog:
     def __enter__(self) -> SimilarityLog:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.close()

@@ -79,8 +79,9 @@ def family_agreement(
         cut = fcluster(similarity_linkage(sub), t=num_families, criterion="maxclust")
         ari = float(adjusted_rand_score(labels, cut))
         clusters = {units[k]: int(c) for k, c in zip(keep, cut, strict=True)}
-    return FamilyAgreement(ari, _mean_or_none(intra), _mean_or_none(inter), clusters, num_families,
-                           [units[k] for k in keep])
+    return FamilyAgreement(
+        ari, _mean_or_none(intra), _mean_or_none(inter), clusters, num_families, [units[k] for k in keep]
+    )
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ def _symmetric_limit(values: np.ndarray) -> float:
     return max(float(finite.max()) if finite.size else 0.0, 0.05)
 
 
-def _matrix(ax: Axes, matrix: np.ndarray, labels: Sequence[str], cmap: str, vmin: float, vmax: float,
-            fmt: str) -> AxesImage:
+def _matrix(
+    ax: Axes, matrix: np.ndarray, labels: Sequence[str], cmap: str, vmin: float, vmax: float, fmt: str
+) -> AxesImage:
     """Draw ``matrix`` [N, N] with its diagonal masked (grey), tick labels and, if small, cell values.
 
     The cells fill the axes (aspect "auto"): callers size the axes square, so that the dendrogram above
@@ -41,8 +42,14 @@ def _matrix(ax: Axes, matrix: np.ndarray, labels: Sequence[str], cmap: str, vmin
     """
     size = len(labels)
     shown = np.ma.masked_where(np.eye(size, dtype=bool) | ~np.isfinite(matrix), matrix)
-    image = ax.imshow(shown, cmap=colormaps[cmap].with_extremes(bad="0.85"), vmin=vmin, vmax=vmax,
-                      interpolation="nearest", aspect="auto")
+    image = ax.imshow(
+        shown,
+        cmap=colormaps[cmap].with_extremes(bad="0.85"),
+        vmin=vmin,
+        vmax=vmax,
+        interpolation="nearest",
+        aspect="auto",
+    )
     ax.set_xticks(range(size), labels, rotation=90, fontsize=_label_size(size))
     ax.set_yticks(range(size), labels, fontsize=_label_size(size))
     if size <= _ANNOTATE_MAX:
@@ -52,8 +59,15 @@ def _matrix(ax: Axes, matrix: np.ndarray, labels: Sequence[str], cmap: str, vmin
             for c in range(size):
                 if r != c and np.isfinite(matrix[r, c]):
                     dark = abs(matrix[r, c] - middle) / span > 0.6
-                    ax.text(c, r, format(matrix[r, c], fmt), ha="center", va="center",
-                            fontsize=max(5, 9 - size // 4), color="white" if dark else "black")
+                    ax.text(
+                        c,
+                        r,
+                        format(matrix[r, c], fmt),
+                        ha="center",
+                        va="center",
+                        fontsize=max(5, 9 - size // 4),
+                        color="white" if dark else "black",
+                    )
     return image
 
 
@@ -71,12 +85,20 @@ def _colour_labels(heat_ax: Axes, legend_ax: Axes, groups: Mapping[str, str], ti
             tick.set_color(colours[group])
             tick.set_fontweight("bold")
     handles = [Patch(color=colour, label=group) for group, colour in colours.items()]
-    legend_ax.legend(handles=handles, title=title, loc="upper left", fontsize=8, title_fontsize=9,
-                     frameon=False)
+    legend_ax.legend(
+        handles=handles, title=title, loc="upper left", fontsize=8, title_fontsize=9, frameon=False
+    )
 
 
-def plot_similarity_heatmap(sim: np.ndarray, units: Sequence[str], link: np.ndarray, title: str, path: Path,
-                            families: Mapping[str, str] | None = None, family_title: str = "family") -> Path:
+def plot_similarity_heatmap(
+    sim: np.ndarray,
+    units: Sequence[str],
+    link: np.ndarray,
+    title: str,
+    path: Path,
+    families: Mapping[str, str] | None = None,
+    family_title: str = "family",
+) -> Path:
     """Heatmap of ``sim`` [U, U] ordered by the dendrogram of ``link`` (drawn above), with a colour bar.
 
     ``families`` (unit -> family), when given, colours the unit labels (legend titled ``family_title``).
@@ -86,8 +108,14 @@ def plot_similarity_heatmap(sim: np.ndarray, units: Sequence[str], link: np.ndar
     legend_width = 1.8 if families else 0.01
     fig = Figure(figsize=(side + 1.4 + legend_width, side + 1.6))
     # rows: dendrogram, heatmap; columns: heatmap, colour bar, gap for the bar's label, family legend
-    grid = fig.add_gridspec(2, 4, height_ratios=[1.2, side], width_ratios=[side, 0.25, 0.9, legend_width],
-                            hspace=0.02, wspace=0.04)
+    grid = fig.add_gridspec(
+        2,
+        4,
+        height_ratios=[1.2, side],
+        width_ratios=[side, 0.25, 0.9, legend_width],
+        hspace=0.02,
+        wspace=0.04,
+    )
     tree_ax = fig.add_subplot(grid[0, 0])
     tree = dendrogram(link, ax=tree_ax, no_labels=True, color_threshold=0, above_threshold_color="0.3")
     tree_ax.set_axis_off()
@@ -105,8 +133,9 @@ def plot_similarity_heatmap(sim: np.ndarray, units: Sequence[str], link: np.ndar
     return _save(fig, path)
 
 
-def plot_similarity_over_time(steps: np.ndarray, series: Mapping[str, np.ndarray], overall: np.ndarray,
-                              path: Path) -> Path:
+def plot_similarity_over_time(
+    steps: np.ndarray, series: Mapping[str, np.ndarray], overall: np.ndarray, path: Path
+) -> Path:
     """Lines of similarity per window (x = window centre step) for chosen pairs and the all-pair mean."""
     fig = Figure(figsize=(9, 5))
     ax = fig.add_subplot()
@@ -162,8 +191,15 @@ def plot_fire_rate(fire_rate: np.ndarray, coefficient: np.ndarray, tasks: Sequen
     grid = fig.add_gridspec(1, 5, width_ratios=[side, 0.25, 2.2, side, 0.25], wspace=0.06)
     panels = (
         (fire_rate, "fire rate", "GradVac fire rate", "viridis", 0.0, 1.0, ".2f"),
-        (coefficient, "mean |coefficient| when fired", "Mean added coefficient", "magma_r", 0.0,
-         max(_symmetric_limit(coefficient), 1e-3), ".2g"),
+        (
+            coefficient,
+            "mean |coefficient| when fired",
+            "Mean added coefficient",
+            "magma_r",
+            0.0,
+            max(_symmetric_limit(coefficient), 1e-3),
+            ".2g",
+        ),
     )
     for k, (matrix, label, title, cmap, vmin, vmax, fmt) in enumerate(panels):
         ax = fig.add_subplot(grid[0, 3 * k])
@@ -185,7 +221,10 @@ def plot_similarity_vs_distance(correlation: DistanceCorrelation, column: str, p
     if correlation.rho is None or correlation.p_value is None:
         ax.set_title("Gradient similarity vs language distance (Spearman rho undefined)", fontsize=10)
     else:
-        ax.set_title(f"Gradient similarity vs language distance\nSpearman rho = {correlation.rho:.3f}, "
-                     f"p = {correlation.p_value:.2g}, n = {correlation.num_pairs} pairs", fontsize=10)
+        ax.set_title(
+            f"Gradient similarity vs language distance\nSpearman rho = {correlation.rho:.3f}, "
+            f"p = {correlation.p_value:.2g}, n = {correlation.num_pairs} pairs",
+            fontsize=10,
+        )
     ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -116,8 +116,9 @@ def read_meta(directory: Path) -> LogMeta:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise ValueError(f"{path}: field 'format' must be '{FORMAT_NAME}'")
     if payload.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: field 'version' is {payload.get('version')!r}, "
-                         f"this reader understands {FORMAT_VERSION}")
+        raise ValueError(
+            f"{path}: field 'version' is {payload.get('version')!r}, this reader understands {FORMAT_VERSION}"
+        )
     return LogMeta(
         task_names=[str(name) for name in _require(payload, "task_names", list, path)],
         group_names=[str(name) for name in _require(payload, "group_names", list, path)],
@@ -159,8 +160,10 @@ def read_window(path: Path, shape: tuple[int, int, int]) -> Window:
                 raise ValueError(f"{path}: field '{name}' is missing")
         for name in _ARRAY_FIELDS:
             if data[name].shape != shape:
-                raise ValueError(f"{path}: field '{name}' has shape {list(data[name].shape)}, "
-                                 f"expected {list(shape)} from {META_NAME}")
+                raise ValueError(
+                    f"{path}: field '{name}' has shape {list(data[name].shape)}, "
+                    f"expected {list(shape)} from {META_NAME}"
+                )
         return Window(
             step_first=int(data["step_first"]),
             step_last=int(data["step_last"]),

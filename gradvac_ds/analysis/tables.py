@@ -64,24 +64,30 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = [(number, [field.strip() for field in row])
-                for number, row in enumerate(csv.reader(handle), start=1)
-                if any(field.strip() for field in row) and not row[0].lstrip().startswith("#")]
+        rows = [
+            (number, [field.strip() for field in row])
+            for number, row in enumerate(csv.reader(handle), start=1)
+            if any(field.strip() for field in row) and not row[0].lstrip().startswith("#")
+        ]
     if not rows:
         raise ValueError(f"{path}: the file holds no rows")
     width = len(rows[0][1])
     for number, fields in rows:
         if len(fields) != width:
-            raise ValueError(f"{path} line {number}: expected {width} fields like the first row, "
-                             f"got {len(fields)}")
+            raise ValueError(
+                f"{path} line {number}: expected {width} fields like the first row, got {len(fields)}"
+            )
     return rows
 
 
 def _numeric_columns(rows: list[tuple[int, list[str]]]) -> list[int]:
     """Indices of the columns whose non-empty values all parse as numbers (and that have one)."""
     width = len(rows[0][1])
-    return [c for c in range(width)
-            if any(fields[c] for _, fields in rows) and all(_is_number(f[c]) for _, f in rows if f[c])]
+    return [
+        c
+        for c in range(width)
+        if any(fields[c] for _, fields in rows) and all(_is_number(f[c]) for _, f in rows if f[c])
+    ]
 
 
 def load_distances(path: str | Path, column: str | None = None) -> DistanceTable:
@@ -95,8 +101,10 @@ def load_distances(path: str | Path, column: str | None = None) -> DistanceTable
     else:
         header, data = first, rows[1:]
         if len(header) < 3 or not data:
-            raise ValueError(f"{path}: expected a header and rows with two language columns and a distance "
-                             f"column, got header {header}")
+            raise ValueError(
+                f"{path}: expected a header and rows with two language columns and a distance "
+                f"column, got header {header}"
+            )
         numeric = _numeric_columns(data)
         languages = [c for c in range(len(header)) if c not in numeric][:2]
         if len(languages) < 2:
@@ -111,8 +119,10 @@ def load_distances(path: str | Path, column: str | None = None) -> DistanceTable
             raise ValueError(f"{path} line {number}: field '{header[col]}' is not a number: {text!r}")
         key, value = frozenset((a, b)), float(text)
         if key in values and values[key] != value:
-            raise ValueError(f"{path} line {number}: pair {a}-{b} appears twice with different "
-                             f"'{header[col]}' ({values[key]} and {value})")
+            raise ValueError(
+                f"{path} line {number}: pair {a}-{b} appears twice with different "
+                f"'{header[col]}' ({values[key]} and {value})"
+            )
         values[key] = value
     if not values:
         raise ValueError(f"{path}: no language pair with a '{header[col]}' value")
@@ -125,8 +135,9 @@ def _pick_distance_column(path: Path, header: list[str], numeric: list[int], col
     lowered = [name.lower() for name in header]
     if column is not None:
         if column.lower() not in lowered:
-            raise ValueError(f"{path}: no column '{column}'; numeric columns are "
-                             f"{[header[c] for c in numeric]}")
+            raise ValueError(
+                f"{path}: no column '{column}'; numeric columns are {[header[c] for c in numeric]}"
+            )
         return lowered.index(column.lower())
     if "distance" in lowered:
         return lowered.index("distance")
@@ -151,22 +162,27 @@ def load_families(path: str | Path, column: str | None = None) -> FamilyTable:
         else:
             family = 1 if language != 1 else 0
         if family == language or len(first) < 2:
-            raise ValueError(f"{path}: could not tell the language and family columns apart in "
-                             f"header {rows[0][1]}")
+            raise ValueError(
+                f"{path}: could not tell the language and family columns apart in header {rows[0][1]}"
+            )
         family_name = rows[0][1][family]
     elif len(first) == 2:
         data, language, family, family_name = rows, 0, 1, "family"
     else:
-        raise ValueError(f"{path}: expected a header with a 'family' column, or two columns "
-                         f"language,family; got first row {rows[0][1]}")
+        raise ValueError(
+            f"{path}: expected a header with a 'family' column, or two columns "
+            f"language,family; got first row {rows[0][1]}"
+        )
     families: dict[str, str] = {}
     for number, fields in data:
         code, label = fields[language].lower(), fields[family]
         if not code or not label:
             continue
         if families.get(code, label) != label:
-            raise ValueError(f"{path} line {number}: language '{code}' has two values for "
-                             f"'{family_name}': {families[code]!r} and {label!r}")
+            raise ValueError(
+                f"{path} line {number}: language '{code}' has two values for "
+                f"'{family_name}': {families[code]!r} and {label!r}"
+            )
         families[code] = label
     if not families:
         raise ValueError(f"{path}: no language has a '{family_name}' value")
@@ -175,8 +191,9 @@ def load_families(path: str | Path, column: str | None = None) -> FamilyTable:
 
 def distances_from_mapping(values: Mapping[tuple[str, str], float]) -> DistanceTable:
     """A DistanceTable from ``{(a, b): distance}`` (for calls from Python)."""
-    return DistanceTable("<mapping>", "distance",
-                         {frozenset((a.lower(), b.lower())): float(d) for (a, b), d in values.items()})
+    return DistanceTable(
+        "<mapping>", "distance", {frozenset((a.lower(), b.lower())): float(d) for (a, b), d in values.items()}
+    )
 
 
 def families_from_mapping(values: Mapping[str, str]) -> FamilyTable:

@@ -83,8 +83,11 @@ def unit_mapping(task_names: Sequence[str], group_by: str = LANGUAGE) -> UnitMap
             varying[k] = pair[0] if pair[1] == pivot else pair[1]
             direction[k] = 0 if pair[1] == pivot else 1
     if group_by == TASK or pivot is None:
-        note = "units are tasks (--group-by task)" if group_by == TASK else (
-            "units are tasks: no single pivot language is common to all tasks")
+        note = (
+            "units are tasks (--group-by task)"
+            if group_by == TASK
+            else ("units are tasks: no single pivot language is common to all tasks")
+        )
         return UnitMapping(TASK, list(task_names), np.arange(num_tasks), direction, varying, pivot, note)
     units = list(dict.fromkeys(language for language in varying if language is not None))
     task_unit = np.array([units.index(language) for language in varying if language is not None])

@@ -58,8 +58,9 @@ def step_arrays(stats: SimilarityStats, num_groups: int, num_tasks: int) -> Step
     for field in ("cosine", "fired", "coefficient"):
         value = torch.as_tensor(getattr(stats, field)).detach().cpu()
         if tuple(value.shape) != shape:
-            raise ValueError(f"stats.{field} must have shape {list(shape)} (L groups, K tasks), "
-                             f"got {list(value.shape)}")
+            raise ValueError(
+                f"stats.{field} must have shape {list(shape)} (L groups, K tasks), got {list(value.shape)}"
+            )
         arrays[field] = value.numpy()
     active = torch.as_tensor(stats.active).detach().cpu().numpy()
     if active.shape != (num_tasks,):
@@ -173,4 +174,3 @@ def merge_windows(windows: Sequence[Window]) -> Window:
         fire_count=fire_count,
         coef_abs_mean=_ratio(coef_sum, fire_count),
     )
-

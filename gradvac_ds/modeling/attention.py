@@ -48,8 +48,9 @@ class SDPACoreAttention(MegatronModule):
     ) -> None:
         super().__init__(config=config)
         if config.context_parallel_size != 1:
-            raise ValueError("SDPACoreAttention supports context_parallel_size 1 only, "
-                             f"got {config.context_parallel_size}")
+            raise ValueError(
+                f"SDPACoreAttention supports context_parallel_size 1 only, got {config.context_parallel_size}"
+            )
         self.attn_mask_type = attn_mask_type
         self.softmax_scale = softmax_scale
         self.dropout_p = config.attention_dropout if attention_dropout is None else attention_dropout
@@ -66,8 +67,10 @@ class SDPACoreAttention(MegatronModule):
     ) -> Tensor:
         """Attend ``query`` to ``key``/``value``; see the class docstring for shapes and masks."""
         if attention_bias is not None or packed_seq_params is not None:
-            raise NotImplementedError("SDPACoreAttention takes no attention_bias (relative position "
-                                      "embeddings) and no packed sequences")
+            raise NotImplementedError(
+                "SDPACoreAttention takes no attention_bias (relative position "
+                "embeddings) and no packed sequences"
+            )
         mask_type = self.attn_mask_type if attn_mask_type is None else attn_mask_type
         sq, batch, heads, _ = query.shape
         sk, kv_heads = key.size(0), key.size(2)
@@ -84,6 +87,12 @@ class SDPACoreAttention(MegatronModule):
             key_mask = attention_mask[1] if isinstance(attention_mask, tuple) else attention_mask
             mask = ~key_mask.bool()
         context = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=causal, scale=self.softmax_scale,
-            dropout_p=self.dropout_p if self.training else 0.0)
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=causal,
+            scale=self.softmax_scale,
+            dropout_p=self.dropout_p if self.training else 0.0,
+        )
         return context.permute(2, 0, 1, 3).reshape(sq, batch, heads * q.size(-1))

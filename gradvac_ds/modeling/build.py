@@ -38,8 +38,10 @@ _ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
 def tensor_parallel_size() -> int:
     """Tensor-parallel world size from megatron's parallel_state (which must be initialised)."""
     if not parallel_state.model_parallel_is_initialized():
-        raise RuntimeError("megatron parallel_state is not initialised: call "
-                           "gradvac_ds.topology.init_model_parallel(tensor_parallel_size) first")
+        raise RuntimeError(
+            "megatron parallel_state is not initialised: call "
+            "gradvac_ds.topology.init_model_parallel(tensor_parallel_size) first"
+        )
     return parallel_state.get_tensor_model_parallel_world_size()
 
 

@@ -79,7 +79,8 @@ class ModelConfig:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig)}
 _REQUIRED = tuple(
-    n for n, f in _FIELDS.items()
+    n
+    for n, f in _FIELDS.items()
     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 )
 
@@ -148,31 +149,42 @@ def _probability(cfg: ModelConfig, field: str) -> None:
 
 def validate_config(cfg: ModelConfig) -> None:
     """Check the sizes that do not depend on the parallel layout."""
-    for field in ("hidden_size", "ffn_hidden_size", "num_attention_heads", "encoder_layers",
-                  "decoder_layers", "decoder_only_layers", "max_sequence_length",
-                  "make_vocab_size_divisible_by"):
+    for field in (
+        "hidden_size",
+        "ffn_hidden_size",
+        "num_attention_heads",
+        "encoder_layers",
+        "decoder_layers",
+        "decoder_only_layers",
+        "max_sequence_length",
+        "make_vocab_size_divisible_by",
+    ):
         _positive_int(cfg, field)
     if cfg.num_query_groups is not None:
         _positive_int(cfg, "num_query_groups")
     for field in ("dropout", "attention_dropout", "label_smoothing"):
         _probability(cfg, field)
     if cfg.activation not in ACTIVATIONS:
-        raise ModelConfigError(f"model config field 'activation' must be one of {list(ACTIVATIONS)}, "
-                               f"got {cfg.activation!r}")
+        raise ModelConfigError(
+            f"model config field 'activation' must be one of {list(ACTIVATIONS)}, got {cfg.activation!r}"
+        )
     if not isinstance(cfg.share_embeddings, bool):
-        raise ModelConfigError(f"model config field 'share_embeddings' must be true or false, "
-                               f"got {cfg.share_embeddings!r}")
+        raise ModelConfigError(
+            f"model config field 'share_embeddings' must be true or false, got {cfg.share_embeddings!r}"
+        )
     if not cfg.init_std > 0 or not cfg.layernorm_epsilon > 0:
         raise ModelConfigError("model config fields 'init_std' and 'layernorm_epsilon' must be > 0")
     if cfg.hidden_size % cfg.num_attention_heads:
         raise ModelConfigError(
             f"model config field 'num_attention_heads' ({cfg.num_attention_heads}) must divide "
-            f"'hidden_size' ({cfg.hidden_size}); allowed: {_divisors(cfg.hidden_size)}")
+            f"'hidden_size' ({cfg.hidden_size}); allowed: {_divisors(cfg.hidden_size)}"
+        )
     if cfg.num_attention_heads % cfg.query_groups:
         raise ModelConfigError(
             f"model config field 'num_query_groups' ({cfg.query_groups}) must divide "
             f"'num_attention_heads' ({cfg.num_attention_heads}); allowed: "
-            f"{_divisors(cfg.num_attention_heads)}")
+            f"{_divisors(cfg.num_attention_heads)}"
+        )
 
 
 def validate_build(cfg: ModelConfig, vocab_size: int, kind: str, tp_size: int) -> None:
@@ -187,15 +199,19 @@ def validate_build(cfg: ModelConfig, vocab_size: int, kind: str, tp_size: int) -
     if kind == "encdec" and cfg.query_groups != cfg.num_attention_heads:
         raise ModelConfigError(
             "model config field 'num_query_groups' must equal 'num_attention_heads' for kind 'encdec' "
-            "(megatron-core cross-attention has no grouped-query attention); use kind 'decoder' for GQA")
+            "(megatron-core cross-attention has no grouped-query attention); use kind 'decoder' for GQA"
+        )
     allowed = _divisors(math.gcd(cfg.num_attention_heads, cfg.query_groups, cfg.ffn_hidden_size))
-    for field, value in (("num_attention_heads", cfg.num_attention_heads),
-                         ("num_query_groups", cfg.query_groups),
-                         ("ffn_hidden_size", cfg.ffn_hidden_size)):
+    for field, value in (
+        ("num_attention_heads", cfg.num_attention_heads),
+        ("num_query_groups", cfg.query_groups),
+        ("ffn_hidden_size", cfg.ffn_hidden_size),
+    ):
         if value % tp_size:
             raise ModelConfigError(
                 f"tensor-parallel size {tp_size} must divide model config field {field!r} ({value}); "
-                f"allowed tensor-parallel sizes: {allowed}")
+                f"allowed tensor-parallel sizes: {allowed}"
+            )
 
 
 def padded_vocab_size(vocab_size: int, tp_size: int, divisible_by: int) -> int:

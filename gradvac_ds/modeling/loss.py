@@ -53,11 +53,14 @@ def label_smoothed_cross_entropy(
     if world > 1:
         dist.all_reduce(z_max, op=dist.ReduceOp.MAX, group=group)
     shifted = (z - z_max).masked_fill(~real, float("-inf"))
-    sums = torch.stack([
-        shifted.exp().sum(-1),
-        _target_logit(z, target, first),
-        z.sum(-1),
-    ], dim=-1)
+    sums = torch.stack(
+        [
+            shifted.exp().sum(-1),
+            _target_logit(z, target, first),
+            z.sum(-1),
+        ],
+        dim=-1,
+    )
     sums = reduce_from_tensor_model_parallel_region(sums, group)
     sum_exp, z_target, z_sum = sums.unbind(-1)
     lse = sum_exp.log() + z_max.squeeze(-1)

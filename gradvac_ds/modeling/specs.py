@@ -40,14 +40,19 @@ def _local_block(block: TransformerBlockSubmodules) -> TransformerBlockSubmodule
     return block
 
 
-def t5_block_specs(encoder_layers: int, decoder_layers: int) -> tuple[TransformerBlockSubmodules,
-                                                                       TransformerBlockSubmodules]:
+def t5_block_specs(
+    encoder_layers: int, decoder_layers: int
+) -> tuple[TransformerBlockSubmodules, TransformerBlockSubmodules]:
     """(encoder, decoder) block specs for ``T5Model``."""
     if transformer_engine_available():
-        return (t5_spec.get_t5_encoder_with_transformer_engine_block_spec(encoder_layers),
-                t5_spec.get_t5_decoder_with_transformer_engine_block_spec(decoder_layers))
-    return (_local_block(t5_spec.get_t5_encoder_with_local_block_spec(encoder_layers)),
-            _local_block(t5_spec.get_t5_decoder_with_local_block_spec(decoder_layers)))
+        return (
+            t5_spec.get_t5_encoder_with_transformer_engine_block_spec(encoder_layers),
+            t5_spec.get_t5_decoder_with_transformer_engine_block_spec(decoder_layers),
+        )
+    return (
+        _local_block(t5_spec.get_t5_encoder_with_local_block_spec(encoder_layers)),
+        _local_block(t5_spec.get_t5_decoder_with_local_block_spec(decoder_layers)),
+    )
 
 
 def gpt_layer_spec() -> ModuleSpec:

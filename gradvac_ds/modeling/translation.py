@@ -44,8 +44,9 @@ class TranslationModel(nn.Module, abc.ABC):
 
     kind: ModelKind
 
-    def __init__(self, model: nn.Module, config: ModelConfig, vocab_size: int, pad_id: int,
-                 label_smoothing: float) -> None:
+    def __init__(
+        self, model: nn.Module, config: ModelConfig, vocab_size: int, pad_id: int, label_smoothing: float
+    ) -> None:
         super().__init__()
         self.model = model
         self.config = config
@@ -63,8 +64,10 @@ class TranslationModel(nn.Module, abc.ABC):
     def _check_length(self, name: str, length: int) -> None:
         limit = self.config.max_sequence_length
         if length > limit:
-            raise ValueError(f"{name} length {length} exceeds max_sequence_length {limit} "
-                             f"of model config {self.config.name!r}")
+            raise ValueError(
+                f"{name} length {length} exceeds max_sequence_length {limit} "
+                f"of model config {self.config.name!r}"
+            )
 
     def _loss(self, logits: Tensor, labels: Tensor, loss_mask: Tensor) -> Tensor:
         return label_smoothed_cross_entropy(logits, labels, loss_mask, self.vocab_size, self.label_smoothing)
@@ -102,15 +105,17 @@ class EncoderDecoderTranslator(TranslationModel):
         self._check_length("tgt[:, :-1]", tgt.size(1) - 1)
         decoder_input, labels = tgt[:, :-1], tgt[:, 1:]
         src_mask = key_padding_mask(src, self.pad_id)
-        logits = self.model(src, decoder_input, src_mask, None,
-                            (key_padding_mask(decoder_input, self.pad_id), src_mask))
+        logits = self.model(
+            src, decoder_input, src_mask, None, (key_padding_mask(decoder_input, self.pad_id), src_mask)
+        )
         return self._loss(logits, labels, labels != self.pad_id)
 
     def begin_decoding(self, src: Tensor) -> DecodingState:
         check_tokens("src", src, 1)
         self._check_length("src", src.size(1))
-        memory = self.model(src, None, key_padding_mask(src, self.pad_id), None, None,
-                            output_encoder_hidden_only=True)
+        memory = self.model(
+            src, None, key_padding_mask(src, self.pad_id), None, None, output_encoder_hidden_only=True
+        )
         return DecodingState(src, memory)
 
     def max_prefix_length(self, state: DecodingState) -> int:
@@ -119,8 +124,9 @@ class EncoderDecoderTranslator(TranslationModel):
     def next_token_logits(self, state: DecodingState, prefix: Tensor) -> Tensor:
         src_mask = key_padding_mask(state.source, self.pad_id)
         no_padding = torch.zeros_like(prefix, dtype=torch.bool)[:, None, None, :]
-        logits = self.model(None, prefix, None, None, (no_padding, src_mask),
-                            encoder_hidden_states=state.memory)
+        logits = self.model(
+            None, prefix, None, None, (no_padding, src_mask), encoder_hidden_states=state.memory
+        )
         return gather_vocab_logits(logits[:, -1], self.vocab_size).float()
 
 
