@@ -1,25 +1,37 @@
-"""Crash-safe training checkpoints: DeepSpeed's, the GradVac state, and each rank's data position.
+"""Crash-safe training checkpoints: DeepSpeed's, the GradVac state, each rank's data and RNG state.
 
 A checkpoint ``<dir>/<tag>/`` holds DeepSpeed's files (with the GradVac state in the client state)
-and one ``data_rank<R>.json`` per rank (the data schedule differs per rank). The pointer
+and one ``rank<R>.pt`` per rank with that rank's data position (the data schedule differs per
+rank) and random-number generator states (dropout draws from them, so an exact resume needs
+them). The pointer
 ``<dir>/latest`` is written last, by rank 0, after a barrier, through a temporary file and
 ``os.replace``; a crash at any point before leaves ``latest`` on the previous complete checkpoint.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+import deepspeed
+import torch
 from deepspeed import comm as dist
 
 LATEST = "latest"
 
 
-def _data_file(directory: Path, tag: str, rank: int) -> Path:
-    return directory / tag / f"data_rank{rank}.json"
+def _rank_file(directory: Path, tag: str, rank: int) -> Path:
+    return directory / tag / f"rank{rank}.pt"
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "accelerator": deepspeed.get_accelerator().get_rng_state()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    deepspeed.get_accelerator().set_rng_state(state["accelerator"])
 
 
 def latest_tag(directory: str | Path) -> str | None:
@@ -33,10 +45,10 @@ def save(engine, directory: str | Path, tag: str, data_state: dict[str, Any]) ->
     directory = Path(directory)
     engine.save_checkpoint(directory, tag=tag, save_latest=False)
     rank = dist.get_rank()
-    path = _data_file(directory, tag, rank)
+    path = _rank_file(directory, tag, rank)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data_state))
+    torch.save({"data": data_state, "rng": _rng_state()}, tmp)
     os.replace(tmp, path)
     dist.barrier()
     if rank == 0:
@@ -47,7 +59,8 @@ def save(engine, directory: str | Path, tag: str, data_state: dict[str, Any]) ->
 
 
 def load(engine, directory: str | Path) -> tuple[str, dict[str, Any]] | None:
-    """Load the latest complete checkpoint; returns (tag, this rank's data state) or None."""
+    """Load the latest complete checkpoint and this rank's RNG state; returns (tag, this rank's
+    data state), or None when there is no checkpoint."""
     directory = Path(directory)
     tag = latest_tag(directory)
     if tag is None:
@@ -55,9 +68,9 @@ def load(engine, directory: str | Path) -> tuple[str, dict[str, Any]] | None:
     path, _ = engine.load_checkpoint(directory, tag=tag)
     if path is None:
         raise FileNotFoundError(f"DeepSpeed could not load checkpoint {directory / tag}")
-    data_file = _data_file(directory, tag, dist.get_rank())
-    if not data_file.is_file():
-        raise FileNotFoundError(
-            f"{data_file} is missing: was the job restarted with another number of ranks?"
-        )
-    return tag, json.loads(data_file.read_text())
+    rank_file = _rank_file(directory, tag, dist.get_rank())
+    if not rank_file.is_file():
+        raise FileNotFoundError(f"{rank_file} is missing: was the job restarted with other ranks?")
+    state = torch.load(rank_file, weights_only=False)
+    _set_rng_state(state["rng"])
+    return tag, state["data"]

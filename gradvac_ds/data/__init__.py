@@ -6,71 +6,70 @@ Typical use by the training entry::
     schedule = bundle.schedule(dp_rank, dp_world_size)
     for step_batches in schedule:      # {task: [TaskBatch, ...]} in global task order
         ...
+
+The names below are imported lazily (PEP 562): a spawned encoding worker imports
+``gradvac_ds.data.encoding`` and must not pay for importing torch. For static type checking,
+import from the submodule named in ``_EXPORTS``.
 """
 
-from gradvac_ds.data.batching import EncodedTask, TaskBatch, collate, iter_eval_batches, pack_batches
-from gradvac_ds.data.builder import DataBundle, EvalSet, build_data, load_corpus, task_pairs
-from gradvac_ds.data.config import DIRECTIONS, SOURCES, SPLITS, DataConfig
-from gradvac_ds.data.corpus import FilterConfig, FilterStats, ParallelCorpus
-from gradvac_ds.data.encoding import encode_corpus
-from gradvac_ds.data.errors import DataConfigError, DataError, VocabularyError
-from gradvac_ds.data.languages import check_language_code, parse_task_name, task_name
-from gradvac_ds.data.readers import read_fairseq_dir, read_multiway_dir, read_tsv_files
-from gradvac_ds.data.sampling import BatchingConfig, StepSchedule, temperature_probabilities
-from gradvac_ds.data.synthetic import SyntheticConfig, SyntheticCorpus, generate_synthetic
-from gradvac_ds.data.vocabulary import (
-    BOS_ID,
-    EOS_ID,
-    PAD_ID,
-    UNK_ID,
-    SharedVocabulary,
-    VocabularyOptions,
-    language_tag,
-    train_shared_vocabulary,
-)
-from gradvac_ds.data.writers import write_fairseq_dir
+import importlib
+from typing import Any
 
-__all__ = [
-    "BOS_ID",
-    "DIRECTIONS",
-    "EOS_ID",
-    "PAD_ID",
-    "SOURCES",
-    "SPLITS",
-    "UNK_ID",
-    "BatchingConfig",
-    "DataBundle",
-    "DataConfig",
-    "DataConfigError",
-    "DataError",
-    "EncodedTask",
-    "EvalSet",
-    "FilterConfig",
-    "FilterStats",
-    "ParallelCorpus",
-    "SharedVocabulary",
-    "StepSchedule",
-    "SyntheticConfig",
-    "SyntheticCorpus",
-    "TaskBatch",
-    "VocabularyError",
-    "VocabularyOptions",
-    "build_data",
-    "check_language_code",
-    "collate",
-    "encode_corpus",
-    "generate_synthetic",
-    "iter_eval_batches",
-    "language_tag",
-    "load_corpus",
-    "pack_batches",
-    "parse_task_name",
-    "read_fairseq_dir",
-    "read_multiway_dir",
-    "read_tsv_files",
-    "task_name",
-    "task_pairs",
-    "temperature_probabilities",
-    "train_shared_vocabulary",
-    "write_fairseq_dir",
-]
+_EXPORTS = {
+    "BOS_ID": "vocabulary",
+    "BatchingConfig": "sampling",
+    "DIRECTIONS": "config",
+    "DataBundle": "builder",
+    "DataConfig": "config",
+    "DataConfigError": "errors",
+    "DataError": "errors",
+    "EOS_ID": "vocabulary",
+    "EncodedTask": "batching",
+    "EvalSet": "builder",
+    "FilterConfig": "corpus",
+    "FilterStats": "corpus",
+    "PAD_ID": "vocabulary",
+    "ParallelCorpus": "corpus",
+    "SOURCES": "config",
+    "SPLITS": "config",
+    "SharedVocabulary": "vocabulary",
+    "StepSchedule": "sampling",
+    "SyntheticConfig": "synthetic",
+    "SyntheticCorpus": "synthetic",
+    "TaskBatch": "batching",
+    "UNK_ID": "vocabulary",
+    "VocabularyError": "errors",
+    "VocabularyOptions": "vocabulary",
+    "build_data": "builder",
+    "check_language_code": "languages",
+    "collate": "batching",
+    "encode_corpus": "encoding",
+    "generate_synthetic": "synthetic",
+    "iter_eval_batches": "batching",
+    "language_tag": "vocabulary",
+    "load_corpus": "builder",
+    "pack_batches": "batching",
+    "parse_task_name": "languages",
+    "read_fairseq_dir": "readers",
+    "read_multiway_dir": "readers",
+    "read_tsv_files": "readers",
+    "task_name": "languages",
+    "task_pairs": "builder",
+    "temperature_probabilities": "sampling",
+    "train_shared_vocabulary": "vocabulary",
+    "write_fairseq_dir": "writers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its submodule on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gradvac_ds.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"gradvac_ds.data.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    """The public names, for ``dir()`` and tab completion."""
+    return __all__
