@@ -20,6 +20,9 @@ What is measured, per K:
   to all three. The first ``--warmup`` rounds are dropped. A step's time is wall clock from a
   barrier to the end of its optimizer step, the slower of the two ranks. Reported ratios are the
   median over rounds of the per-round ratios (paired, so a slow round for the whole box cancels).
+  Also reported: the ratio of each mode's fastest step (contention from other processes only ever
+  adds time) and the same paired ratios on CPU time (``time.process_time``, all threads, both
+  ranks summed), which does not count time spent descheduled on a busy machine.
   Note that ``mode: sum`` still captures the task gradients, builds and all-reduces the Gram and
   combines (with unit weights): gradvac/sum isolates the solver loop, gradvac/plain is the full
   cost of GradVac over stock DeepSpeed.
@@ -66,16 +69,19 @@ import torch
 from torch import nn
 
 MODES = ("gradvac", "sum", "plain")
+PHASES = ("capture", "gram", "all-reduce", "solve", "combine", "deepspeed step", "gv.step other")
 WORLD = 2
 
 
 # ---------------------------------------------------------------------------------------- CLI
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", default="4,8,16", help="comma-separated K values (tasks per step)")
-    parser.add_argument("--steps", type=int, default=6, help="timed rounds per K (each runs every mode once)")
+    parser.add_argument("--steps", type=int, default=8, help="timed rounds per K (each runs every mode once)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds per K before the timed ones")
-    parser.add_argument("--phase-steps", type=int, default=2, help="instrumented gradvac steps per K")
+    parser.add_argument("--phase-steps", type=int, default=3, help="instrumented gradvac steps per K")
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--heads", type=int, default=4)
@@ -159,8 +165,13 @@ def build(args: argparse.Namespace, num_tasks: int, mode: str):
     return engine if mode == "plain" else GradVacEngine(engine, gv_cfg)
 
 
-def run_step(engine, mode: str, batches: list[torch.Tensor]) -> tuple[float, float]:
-    """One optimizer step over one micro-batch per task: (forward/backward seconds, step seconds)."""
+def run_step(engine, mode: str, batches: list[torch.Tensor]) -> tuple[float, float, float]:
+    """One optimizer step over one micro-batch per task.
+
+    Returns wall seconds of the forward/backward part (including GradVac's capture after each task)
+    and of ``step()``, and the CPU seconds of the whole step consumed by this process (all threads).
+    """
+    cpu = time.process_time()
     start = time.perf_counter()
     if mode == "plain":
         for tokens in batches[:-1]:
@@ -176,15 +187,20 @@ def run_step(engine, mode: str, batches: list[torch.Tensor]) -> tuple[float, flo
         middle = time.perf_counter()
         engine.step()
     end = time.perf_counter()
-    return middle - start, end - middle
+    return middle - start, end - middle, time.process_time() - cpu
 
 
 # ---------------------------------------------------------------------------------------- instrumentation
 class PhaseClock:
-    """Accumulates wall time per named phase."""
+    """Accumulates wall time per named phase (reset per step by the caller)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+
+    def take(self) -> dict[str, float]:
+        """The accumulated seconds per phase; starts a new accumulation."""
+        out, self.seconds = dict(self.seconds), defaultdict(float)
+        return out
 
     def wrap(self, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -220,7 +236,8 @@ def instrumented_steps(gv, args: argparse.Namespace, num_tasks: int, first_round
 
     clock = PhaseClock()
     proxy = CountingTimedComm(gv_engine.dist, clock)
-    saved = {name: getattr(gv_engine, name) for name in ("dist", "accumulate_gram", "solve", "combine_segments")}
+    patched = ("dist", "accumulate_gram", "solve", "combine_segments")
+    saved = {name: getattr(gv_engine, name) for name in patched}
     gv_engine.dist = proxy
     gv_engine.accumulate_gram = clock.wrap("gram", saved["accumulate_gram"])
     gv_engine.solve = clock.wrap("solve", saved["solve"])
@@ -229,7 +246,7 @@ def instrumented_steps(gv, args: argparse.Namespace, num_tasks: int, first_round
     gv.adapter.clear = clock.wrap("capture", gv.adapter.clear)
     gv.engine.step = clock.wrap("deepspeed step", gv.engine.step)
     rank = int(os.environ["RANK"])
-    total_step = 0.0
+    per_step: list[list[float]] = []
     try:
         for s in range(args.phase_steps):
             rnd = first_round + s
@@ -239,16 +256,17 @@ def instrumented_steps(gv, args: argparse.Namespace, num_tasks: int, first_round
                     gv.backward(gv(tokens))
             start = time.perf_counter()
             gv.step()
-            total_step += time.perf_counter() - start
+            total = time.perf_counter() - start
+            phases = clock.take()
+            inside = sum(v for k, v in phases.items() if k != "capture")
+            phases["gv.step other"] = total - inside
+            per_step.append([1e3 * phases.get(name, 0.0) for name in PHASES])
     finally:
         for name, fn in saved.items():
             setattr(gv_engine, name, fn)
-    steps = max(args.phase_steps, 1)
-    phases = {name: 1e3 * sec / steps for name, sec in clock.seconds.items()}
-    inside = sum(v for k, v in phases.items() if k not in ("capture",))
-    phases["gv.step other"] = 1e3 * total_step / steps - inside
+    steps = len(per_step)
     return {
-        "phases_ms": phases,
+        "phases_ms_min": torch.tensor(per_step, dtype=torch.float64).min(dim=0).values.tolist(),
         "allreduce_calls_per_step": len(proxy.calls) / steps,
         "allreduce_bytes_per_step": sum(proxy.calls) / steps,
     }
@@ -266,14 +284,16 @@ def measure(args: argparse.Namespace, num_tasks: int) -> dict[str, Any]:
     rounds = args.warmup + args.steps
     fwd_bwd: dict[str, list[float]] = {m: [] for m in MODES}
     step: dict[str, list[float]] = {m: [] for m in MODES}
+    cpu: dict[str, list[float]] = {m: [] for m in MODES}
     for rnd in range(rounds):
         batches = [task_batch(args, rnd, k, num_tasks, rank) for k in range(num_tasks)]
         order = MODES[rnd % len(MODES) :] + MODES[: rnd % len(MODES)]
         for mode in order:
             dist.barrier()
-            a, b = run_step(engines[mode], mode, batches)
+            a, b, c = run_step(engines[mode], mode, batches)
             fwd_bwd[mode].append(a)
             step[mode].append(b)
+            cpu[mode].append(c)
         if rank == 0:
             print(f"[bench_engine] K={num_tasks} round {rnd + 1}/{rounds}", file=sys.stderr, flush=True)
 
@@ -283,15 +303,19 @@ def measure(args: argparse.Namespace, num_tasks: int) -> dict[str, Any]:
     fb = {m: stacked[i, 0, args.warmup :].tolist() for i, m in enumerate(MODES)}
     st = {m: stacked[i, 1, args.warmup :].tolist() for i, m in enumerate(MODES)}
     total = {m: [a + b for a, b in zip(fb[m], st[m], strict=True)] for m in MODES}
+    # CPU seconds of both ranks together
+    cpu_sum = torch.tensor([cpu[m] for m in MODES], dtype=torch.float64)
+    dist.all_reduce(cpu_sum)
+    cpu_total = {m: cpu_sum[i, args.warmup :].tolist() for i, m in enumerate(MODES)}
 
-    def paired(num: str, den: str) -> float:
-        return statistics.median(a / b for a, b in zip(total[num], total[den], strict=True))
+    def paired(num: str, den: str, times: dict[str, list[float]]) -> float:
+        return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))
 
     buffers = torch.tensor([float(gv.task_buffer_bytes)], dtype=torch.float64)
     dist.all_reduce(buffers, op=dist.ReduceOp.MAX)
     ideal = num_tasks * num_params / WORLD * 4
     instr = instrumented_steps(gv, args, num_tasks, first_round=rounds)
-    phases = torch.tensor(list(instr["phases_ms"].values()), dtype=torch.float64)
+    phases = torch.tensor(instr["phases_ms_min"], dtype=torch.float64)
     dist.all_reduce(phases, op=dist.ReduceOp.MAX)
     num_groups = gv.grouping.num_groups
     result = {
@@ -302,16 +326,23 @@ def measure(args: argparse.Namespace, num_tasks: int) -> dict[str, Any]:
         "median_step_ms": {m: 1e3 * statistics.median(total[m]) for m in MODES},
         "median_fwd_bwd_ms": {m: 1e3 * statistics.median(fb[m]) for m in MODES},
         "median_opt_step_ms": {m: 1e3 * statistics.median(st[m]) for m in MODES},
-        "ratio_gradvac_over_sum": paired("gradvac", "sum"),
-        "ratio_gradvac_over_plain": paired("gradvac", "plain"),
-        "ratio_sum_over_plain": paired("sum", "plain"),
+        "ratio_gradvac_over_sum": paired("gradvac", "sum", total),
+        "ratio_gradvac_over_plain": paired("gradvac", "plain", total),
+        "ratio_sum_over_plain": paired("sum", "plain", total),
+        "best_step_ms": {m: 1e3 * min(total[m]) for m in MODES},
+        "best_ratio_gradvac_over_sum": min(total["gradvac"]) / min(total["sum"]),
+        "best_ratio_gradvac_over_plain": min(total["gradvac"]) / min(total["plain"]),
+        "median_cpu_ms": {m: 1e3 * statistics.median(cpu_total[m]) for m in MODES},
+        "cpu_ratio_gradvac_over_sum": paired("gradvac", "sum", cpu_total),
+        "cpu_ratio_gradvac_over_plain": paired("gradvac", "plain", cpu_total),
+        "cpu_ratio_sum_over_plain": paired("sum", "plain", cpu_total),
         "task_buffer_bytes": int(buffers.item()),
         "ideal_KP_over_N_bytes": ideal,
         "task_buffer_over_ideal": buffers.item() / ideal,
         "hook_allreduce_calls_per_step": instr["allreduce_calls_per_step"],
         "hook_allreduce_bytes_per_step": instr["allreduce_bytes_per_step"],
         "expected_allreduce_bytes_per_step": num_groups * num_tasks**2 * 8,
-        "phases_ms_max_over_ranks": dict(zip(instr["phases_ms"], phases.tolist(), strict=True)),
+        "phases_ms_max_over_ranks": dict(zip(PHASES, phases.tolist(), strict=True)),
     }
     del engines, gv
     gc.collect()
@@ -328,9 +359,12 @@ def worker(args: argparse.Namespace) -> None:
     deepspeed.init_distributed(dist_backend="gloo")
     if dist.get_world_size() != WORLD:
         raise SystemExit(f"bench_engine runs on {WORLD} ranks, got {dist.get_world_size()}")
+    load_before = os.getloadavg()[0]
     per_k = [measure(args, int(k)) for k in args.tasks.split(",")]
     if dist.get_rank() == 0:
-        report = {"config": {k: v for k, v in vars(args).items() if k not in ("worker", "out")}, "per_k": per_k}
+        config = {k: v for k, v in vars(args).items() if k not in ("worker", "out")}
+        load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        report = {"config": config, "load_average_1min": load, "per_k": per_k}
         if args.out:
             Path(args.out).write_text(json.dumps(report))
         else:
@@ -353,10 +387,15 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     for k, r in sorted(by_k.items()):
         out[f"step_time_ratio_vs_plain_k{k}"] = round(r["ratio_gradvac_over_plain"], 4)
         out[f"sum_over_plain_k{k}"] = round(r["ratio_sum_over_plain"], 4)
+        out[f"best_of_ratio_k{k}"] = round(r["best_ratio_gradvac_over_sum"], 4)
+        out[f"best_of_ratio_vs_plain_k{k}"] = round(r["best_ratio_gradvac_over_plain"], 4)
+        out[f"cpu_time_ratio_k{k}"] = round(r["cpu_ratio_gradvac_over_sum"], 4)
+        out[f"cpu_time_ratio_vs_plain_k{k}"] = round(r["cpu_ratio_gradvac_over_plain"], 4)
         out[f"median_step_ms_k{k}"] = {m: round(v, 1) for m, v in r["median_step_ms"].items()}
         out[f"phases_ms_k{k}"] = {m: round(v, 2) for m, v in r["phases_ms_max_over_ranks"].items()}
     first = report["per_k"][0]
     out["P"], out["L"], out["world"] = first["P"], first["L"], WORLD
+    out["load_average_1min"] = report["load_average_1min"]
     out["config"] = report["config"]
     return out
 
@@ -371,9 +410,17 @@ def emit(report: dict[str, Any]) -> None:
         f"micro-batch={cfg['batch']}x{cfg['seq']} tokens/rank; P={first['P']:,} params, "
         f"L={first['L']} groups; {cfg['steps']} timed rounds after {cfg['warmup']} warm-up"
     )
+    load = report["load_average_1min"]
+    print(
+        f"1-min load average on this {os.cpu_count()}-CPU box: {load[0]:.1f} before, {load[1]:.1f} after "
+        "(other processes compete with the 2 ranks when it exceeds the CPU count)"
+    )
     print()
-    print("step time (median, slower rank; ratios = median of per-round paired ratios)")
-    head = f"{'K':>3} {'gradvac ms':>11} {'sum ms':>9} {'plain ms':>9} {'gv/sum':>8} {'gv/plain':>9} {'sum/plain':>10}"
+    print("wall step time (median, slower rank; ratios = median of per-round paired ratios)")
+    head = (
+        f"{'K':>3} {'gradvac ms':>11} {'sum ms':>9} {'plain ms':>9} "
+        f"{'gv/sum':>8} {'gv/plain':>9} {'sum/plain':>10}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -384,8 +431,37 @@ def emit(report: dict[str, Any]) -> None:
             f"{r['ratio_sum_over_plain']:>10.4f}"
         )
     print()
+    print("fastest step of each mode (wall ms; contention only adds time: the minimum is least disturbed)")
+    head = f"{'K':>3} {'gradvac ms':>11} {'sum ms':>9} {'plain ms':>9} {'gv/sum':>8} {'gv/plain':>9}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        t = r["best_step_ms"]
+        print(
+            f"{r['K']:>3} {t['gradvac']:>11.1f} {t['sum']:>9.1f} {t['plain']:>9.1f} "
+            f"{r['best_ratio_gradvac_over_sum']:>8.4f} {r['best_ratio_gradvac_over_plain']:>9.4f}"
+        )
+    print()
+    print("CPU time per step, both ranks together (median; ratios = median of per-round paired ratios)")
+    head = (
+        f"{'K':>3} {'gradvac ms':>11} {'sum ms':>9} {'plain ms':>9} "
+        f"{'gv/sum':>8} {'gv/plain':>9} {'sum/plain':>10}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        t = r["median_cpu_ms"]
+        print(
+            f"{r['K']:>3} {t['gradvac']:>11.1f} {t['sum']:>9.1f} {t['plain']:>9.1f} "
+            f"{r['cpu_ratio_gradvac_over_sum']:>8.4f} {r['cpu_ratio_gradvac_over_plain']:>9.4f} "
+            f"{r['cpu_ratio_sum_over_plain']:>10.4f}"
+        )
+    print()
     print("split of a step (median ms): forward/backward of the K micro-batches incl. capture | step()")
-    head = f"{'K':>3} {'gv fwd/bwd':>11} {'gv step':>8} {'sum fwd/bwd':>12} {'sum step':>9} {'plain fwd/bwd':>14} {'plain step':>11}"
+    head = (
+        f"{'K':>3} {'gv fwd/bwd':>11} {'gv step':>8} {'sum fwd/bwd':>12} {'sum step':>9} "
+        f"{'plain fwd/bwd':>14} {'plain step':>11}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -409,9 +485,10 @@ def emit(report: dict[str, Any]) -> None:
             f"{r['expected_allreduce_bytes_per_step']:>10,} {r['hook_allreduce_calls_per_step']:>11.1f}"
         )
     print()
-    names = ["capture", "gram", "all-reduce", "solve", "combine", "deepspeed step", "gv.step other"]
-    print(f"GradVac phases per step, ms (mean of {cfg['phase_steps']} instrumented gradvac steps, slower rank;")
-    print("capture = copy + clear after each task, summed over the K tasks; all-reduce includes rank skew)")
+    names = PHASES
+    print(f"GradVac phases per step, ms (best of {cfg['phase_steps']} instrumented gradvac steps, max rank)")
+    print("capture = copy + clear after each task, summed over the K tasks; all-reduce includes rank skew;")
+    print("gv.step other = gv.step() minus the phases inside it (task orders, checks, bookkeeping)")
     head = f"{'K':>3} " + " ".join(f"{n:>14}" for n in names)
     print(head)
     print("-" * len(head))
