@@ -121,3 +121,21 @@ def test_bad_gradvac_config_fails_before_any_process_group():
     with pytest.raises(ConfigError, match=r"gradvac\.granularity"):
         gradvac_ds.initialize(model=torch.nn.Linear(2, 2), config={"gradvac": {"granularity": "block"}})
     assert not torch.distributed.is_initialized()
+
+
+def test_statistics_reach_the_deepspeed_monitor(two_ranks):
+    result = two_ranks["monitor"]
+    names = " ".join(result["files"])
+    assert "cos" in names and "fire" in names, result["files"]
+    ours = {name: steps for name, steps in result["steps_logged"].items() if name.startswith("gradvac_")}
+    assert len(ours) == 2 * 6 + 2, ours  # cos and fire per task pair, plus the two means
+    assert all(steps == ["0", "2"] for steps in ours.values()), ours
+
+
+def test_untested_deepspeed_versions_are_refused():
+    from gradvac_ds.zero import UnsupportedEngineError, check_deepspeed_version
+
+    check_deepspeed_version("0.19.8")
+    for version in ("0.18.9", "0.20.0"):
+        with pytest.raises(UnsupportedEngineError, match=r"deepspeed >= 0\.19\.8, < 0\.20"):
+            check_deepspeed_version(version)

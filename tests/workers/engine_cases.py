@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import traceback
+from pathlib import Path
 
 import deepspeed
 import torch
@@ -101,8 +102,8 @@ def full_params(engine) -> dict[str, torch.Tensor]:
     return out
 
 
-def build(stage, precision, mode, extra_zero=None, seed=0, check=1):
-    cfg = ds_config(stage, precision, mode, extra_zero or {}, seed, check)
+def build(stage, precision, mode, extra_zero=None, seed=0, check=1, extra=None):
+    cfg = {**ds_config(stage, precision, mode, extra_zero or {}, seed, check), **(extra or {})}
     cfg["gradient_accumulation_steps"] = MICRO_BATCHES_PER_STEP
     ds_cfg, gv_cfg = split_config(cfg)
     model = Tiny()
@@ -292,6 +293,21 @@ def case_divergence():
     return {"error": None}
 
 
+def case_monitor():
+    """Per-pair cosines and fire rates reach DeepSpeed's CSV monitor at the logging interval."""
+    holder = [tempfile.mkdtemp(prefix="gv_monitor_") if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(holder, src=0)
+    monitor = {"csv_monitor": {"enabled": True, "output_path": holder[0], "job_name": "gv"}}
+    gv, _ = build(2, "fp32", "gradvac", extra=monitor)
+    gv.config = type(gv.config)(**{**gv.config.to_dict(), "log_interval": 2})
+    run_steps(gv, "fp32", SCHEDULE)
+    files = sorted(str(p.relative_to(holder[0])) for p in Path(holder[0]).rglob("*.csv"))
+    rows = {}
+    for path in Path(holder[0]).rglob("*.csv"):
+        rows[path.name] = [line.split(",")[0] for line in path.read_text().splitlines()[1:]]
+    return {"files": files, "steps_logged": rows}
+
+
 def case_protocol():
     """Misuse of the task/step protocol raises TaskProtocolError with a message saying what."""
     gv, _ = build(2, "fp32", "gradvac")
@@ -358,6 +374,7 @@ def cases(world: int) -> dict:
         "overflow_s1_fp32": lambda: case_overflow(1, "fp32"),
         "divergence": case_divergence,
         "protocol": case_protocol,
+        "monitor": case_monitor,
     }
     if world > 2:
         keep = {
