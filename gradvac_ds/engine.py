@@ -35,6 +35,7 @@ from typing import Any
 import deepspeed
 import torch
 from deepspeed import comm as dist
+from deepspeed.runtime.utils import is_model_parallel_parameter
 
 from gradvac_ds.algorithm import NonFiniteGramError, SolveResult, draw_task_orders, solve, step_generator
 from gradvac_ds.analysis import monitor_events
@@ -115,6 +116,7 @@ class GradVacEngine:
         self.tensor_parallel_group = tensor_parallel_group
         self.gram_group = gram_group
         tp_size = dist.get_world_size(group=tensor_parallel_group) if tensor_parallel_group is not None else 1
+        _check_megatron_tensor_parallel(tp_size)
         dp_size = int(engine.dp_world_size)
         gram_world = dist.get_world_size(group=gram_group)
         if gram_world != dp_size * tp_size:
@@ -144,7 +146,7 @@ class GradVacEngine:
     def _segments(self, layout, tp_size: int, dp_size: int) -> list[Segment]:
         segments = []
         for frag in layout.fragments:
-            replicas = 1 if getattr(frag.param, "tensor_model_parallel", False) else tp_size
+            replicas = 1 if is_model_parallel_parameter(frag.param) else tp_size
             if not self.adapter.partitioned:
                 replicas *= dp_size
             group = self.grouping.group_of[frag.name]
@@ -365,6 +367,20 @@ class GradVacEngine:
         return getattr(self.engine, name)
 
 
+def _check_megatron_tensor_parallel(tp_size: int) -> None:
+    """A megatron model sharded over TP > 1 needs the TP group, or its shards would be summed as
+    if they were data-parallel replicas; refuse instead of computing a wrong Gram."""
+    from megatron.core import parallel_state
+
+    if parallel_state.model_parallel_is_initialized():
+        megatron_tp = parallel_state.get_tensor_model_parallel_world_size()
+        if megatron_tp != tp_size:
+            raise RuntimeError(
+                f"megatron parallel_state has tensor-parallel size {megatron_tp} but the engine sees "
+                f"{tp_size}: pass mpu=gradvac_ds.topology.MegatronMPU() to gradvac_ds.initialize"
+            )
+
+
 def split_config(config: dict[str, Any] | str | Path) -> tuple[dict[str, Any], GradVacConfig]:
     """The DeepSpeed config without its ``"gradvac"`` section, and that section validated."""
     if not isinstance(config, dict):
@@ -382,6 +398,9 @@ def initialize(*, config: dict[str, Any] | str | Path, tensor_parallel_group: An
     ``deepspeed.initialize``. Returns ``(GradVacEngine, optimizer, dataloader, lr_scheduler)``.
     """
     ds_config, gradvac = split_config(config)
+    mpu = kwargs.get("mpu")
+    if mpu is None and tensor_parallel_group is None:
+        _check_megatron_tensor_parallel(1)
     engine, optimizer, dataloader, scheduler = deepspeed.initialize(config=ds_config, **kwargs)
     return (
         GradVacEngine(engine, gradvac, tensor_parallel_group=tensor_parallel_group),
