@@ -37,6 +37,20 @@ class ConfigError(ValueError):
     """A field of the gradvac configuration is missing, unknown or out of range."""
 
 
+def dataclass_from_section(cls: type, section: Any, name: str) -> Any:
+    """Build dataclass ``cls`` from a config mapping called ``name``; unknown keys are an error
+    that lists the allowed ones."""
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{name} must be a mapping, got {type(section).__name__}")
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(section) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown field(s) {unknown} in {name}; allowed fields are {allowed}")
+    return cls(**section)
+
+
 def _choice(field: str, value: Any, allowed: list[str]) -> str:
     if value not in allowed:
         raise ConfigError(f"gradvac.{field} = {value!r} is not allowed; choose one of {allowed}")
@@ -92,13 +106,7 @@ class GradVacConfig:
     @classmethod
     def from_dict(cls, section: dict[str, Any]) -> GradVacConfig:
         """Build from the ``"gradvac"`` section; unknown keys are an error."""
-        if not isinstance(section, dict):
-            raise ConfigError(f"the gradvac section must be a JSON object, got {type(section).__name__}")
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(set(section) - set(allowed))
-        if unknown:
-            raise ConfigError(f"unknown gradvac field(s) {unknown}; allowed fields are {allowed}")
-        return cls(**section)
+        return dataclass_from_section(cls, section, "gradvac")
 
     @classmethod
     def from_deepspeed_config(cls, ds_config: dict[str, Any] | str | Path) -> GradVacConfig:

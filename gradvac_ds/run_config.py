@@ -23,22 +23,10 @@ from typing import Any
 import yaml
 
 from gradvac_ds.algorithm import Mode
-from gradvac_ds.config import ConfigError, GradVacConfig
+from gradvac_ds.config import ConfigError, GradVacConfig, dataclass_from_section
 from gradvac_ds.data import DataConfig
 
 MODEL_KINDS = ("encdec", "decoder")
-
-
-def _section(cls: type, values: Any, name: str) -> Any:
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{name} must be a mapping, got {type(values).__name__}")
-    allowed = [f.name for f in fields(cls)]
-    unknown = sorted(set(values) - set(allowed))
-    if unknown:
-        raise ConfigError(f"unknown field(s) {unknown} in {name}; allowed fields are {allowed}")
-    return cls(**values)
 
 
 def _positive(name: str, value: Any, kind: type = int) -> None:
@@ -139,10 +127,10 @@ class RunConfig:
             raise ConfigError("run_dir is required (where checkpoints, logs and results go)")
         return cls(
             run_dir=str(values["run_dir"]),
-            model=_section(ModelSection, values.get("model"), "model"),
+            model=dataclass_from_section(ModelSection, values.get("model"), "model"),
             data=DataConfig.from_dict(values.get("data") or {}),
-            training=_section(TrainingSection, values.get("training"), "training"),
-            evaluation=_section(EvaluationSection, values.get("evaluation"), "evaluation"),
+            training=dataclass_from_section(TrainingSection, values.get("training"), "training"),
+            evaluation=dataclass_from_section(EvaluationSection, values.get("evaluation"), "evaluation"),
             deepspeed=dict(values.get("deepspeed") or {}),
         )
 
