@@ -123,3 +123,5 @@ def test_similarity_report_recovers_planted_families(uninterrupted, tmp_path):
     assert report["adjusted_rand_index"] >= 0.99
     assert report["intra_family_mean_similarity"] > report["inter_family_mean_similarity"] + 0.2
     assert report["languages"] == ["qaa", "qab", "qba", "qbb", "qca", "qcb"]
+    profile = report["layer_profile"]  # megatron-core names (model.encoder.layers.N) parse into stacks
+    assert len(profile["encoder"]) == 2 and len(profile["decoder"]) == 2

@@ -1,6 +1,7 @@
 """Parse parameter-group names into a bottom-to-top layer profile (encoder and decoder stacks).
 
-Groups named ``encoder.layers.N...`` / ``decoder.layers.N...`` belong to layer N of that stack (with
+Groups named ``encoder.layers.N...`` / ``decoder.layers.N...``, after any wrapper prefix such as
+megatron-core's ``model.``, belong to layer N of that stack (with
 "matrix" granularity several groups share a layer and are averaged); every other group (embedding,
 final layer norms, output layer, "model", "encoder" as a whole, ...) is kept under its own name.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_LAYER = re.compile(r"^(encoder|decoder)\.layers\.(\d+)(?:\.|$)")
+_LAYER = re.compile(r"(?:^|\.)(encoder|decoder)\.layers\.(\d+)(?:\.|$)")
 STACKS = ("encoder", "decoder")
 
 
@@ -27,7 +28,7 @@ class LayerProfile:
 
 def layer_of(group_name: str) -> tuple[str, int] | None:
     """("encoder", 3) for "encoder.layers.3" or "encoder.layers.3.mlp.linear_fc1.weight"; else None."""
-    match = _LAYER.match(group_name)
+    match = _LAYER.search(group_name)
     return (match.group(1), int(match.group(2))) if match else None
 
 

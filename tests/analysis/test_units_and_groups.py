@@ -50,6 +50,9 @@ def test_group_mean_weights_groups_equally_and_skips_empty_ones():
 def test_layer_parsing_for_all_granularities():
     assert layer_of("decoder.layers.11.mlp.linear_fc1.weight") == ("decoder", 11)
     assert layer_of("encoder.layers.2") == ("encoder", 2)
+    assert layer_of("model.decoder.layers.1") == ("decoder", 1)
+    assert layer_of("module.model.encoder.layers.0.mlp.linear_fc2.bias") == ("encoder", 0)
+    assert layer_of("model.encoder.final_layernorm") is None
     assert layer_of("encoder.final_layernorm") is None and layer_of("model") is None
     names = [
         "embedding",
