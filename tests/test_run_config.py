@@ -64,3 +64,20 @@ def test_missing_and_unknown_top_level_fields():
         RunConfig.from_dict({**_demo(), "optimizer": {}})
     with pytest.raises(ConfigError, match="does not exist"):
         RunConfig.from_yaml("no/such/run.yaml")
+
+
+def test_extends_merges_sections_over_the_base(tmp_path):
+    (tmp_path / "base.yaml").write_text(DEMO.read_text())
+    (tmp_path / "child.yaml").write_text(
+        "extends: base.yaml\nrun_dir: runs/child\ndeepspeed:\n  zero_optimization: {stage: 3}\n"
+    )
+    child, demo = RunConfig.from_yaml(tmp_path / "child.yaml"), RunConfig.from_yaml(DEMO)
+    assert child.run_dir == "runs/child" and child.deepspeed["zero_optimization"]["stage"] == 3
+    assert (
+        child.deepspeed["zero_optimization"]["reduce_bucket_size"]
+        == demo.deepspeed["zero_optimization"]["reduce_bucket_size"]
+    )
+    assert child.data == demo.data and child.training == demo.training
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        RunConfig.from_yaml(tmp_path / "loop.yaml")

@@ -10,10 +10,8 @@ gradient vectors, the dense reference loop (gradvac_ds.reference), the same clip
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
-import traceback
 from pathlib import Path
 
 import deepspeed
@@ -21,6 +19,7 @@ import torch
 from deepspeed import comm as dist
 from deepspeed.accelerator import get_accelerator
 from deepspeed.utils import safe_get_full_fp32_param
+from harness import run_cases
 from torch import nn
 
 import gradvac_ds.engine as gv_engine
@@ -401,20 +400,10 @@ def main() -> None:
     # The CPU accelerator reports no fp16 support; the CPU kernels used here do run in fp16.
     accel.is_fp16_supported = lambda: True
     accel.supported_dtypes = lambda: [torch.float32, torch.bfloat16, torch.float16]
-    world, rank = dist.get_world_size(), dist.get_rank()
-    selected = cases(world)
+    selected = cases(dist.get_world_size())
     if args.cases:
         selected = {k: v for k, v in selected.items() if k in args.cases.split(",")}
-    for name, fn in selected.items():
-        try:
-            result = {"case": name, "world": world, **fn()}
-        except Exception as err:  # reported per case; a failure on one rank is reported by that rank
-            result = {"case": name, "world": world, "error": f"{type(err).__name__}: {err}"}
-            traceback.print_exc()
-        if rank == 0:
-            with open(args.out, "a") as f:
-                f.write(json.dumps(result) + "\n")
-        dist.barrier()
+    run_cases(selected, args.out)
 
 
 if __name__ == "__main__":

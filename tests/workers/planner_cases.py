@@ -20,14 +20,14 @@ with the model's exact optimizer-group layout and GradVac group count.
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import os
-import traceback
 
 import deepspeed
 import deepspeed.runtime.zero.stage_1_and_2 as ds_stage12
 import torch
 from deepspeed import comm as dist
+from harness import run_cases
 from torch import nn
 
 import gradvac_ds.engine as gv_engine
@@ -192,18 +192,8 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     deepspeed.init_distributed(dist_backend="gloo")
-    world, rank = dist.get_world_size(), dist.get_rank()
-    for tasks, micro_batches in CASES:
-        name = f"K{tasks}_M{micro_batches}"
-        try:
-            result = {"case": name, "world": world, **case(tasks, micro_batches)}
-        except Exception as err:  # reported per case
-            result = {"case": name, "world": world, "error": f"{type(err).__name__}: {err}"}
-            traceback.print_exc()
-        if rank == 0:
-            with open(args.out, "a") as f:
-                f.write(json.dumps(result) + "\n")
-        dist.barrier()
+    cases = {f"K{k}_M{m}": functools.partial(case, k, m) for k, m in CASES}
+    run_cases(cases, args.out)
 
 
 if __name__ == "__main__":

@@ -27,15 +27,14 @@ parameters still move by ~0.9 % of the largest parameter in three steps.
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import os
-import time
-import traceback
 
 import deepspeed
 import torch
 from deepspeed import comm as dist
 from deepspeed.utils import safe_get_full_fp32_param
+from harness import run_cases
 from megatron.core import parallel_state
 
 import gradvac_ds.engine as gv_engine
@@ -354,43 +353,26 @@ def main() -> None:
     parser.add_argument("--cases", default="")
     args = parser.parse_args()
     deepspeed.init_distributed(dist_backend="gloo")
-    world, rank = dist.get_world_size(), dist.get_rank()
+    world = dist.get_world_size()
     dp_world = world // TP
     selected = CASES if world == TP else {k: v for k, v in CASES.items() if k in FOUR_RANK_CASES}
     if args.cases:
         selected = {k: v for k, v in CASES.items() if k in args.cases.split(",")}
     assert padded_vocab_size(VOCAB, 1, 8) == padded_vocab_size(VOCAB, TP, 8)
 
-    started = time.perf_counter()
     init_model_parallel(1)
     keys = sorted({(kind, opt) for kind, _, opt, _, _ in selected.values()})
     refs = compute_references(keys, dp_world)
     parallel_state.destroy_model_parallel()
     init_model_parallel(TP)
-    ref_seconds = time.perf_counter() - started
 
-    for name, (kind, stage, opt, extra, broken) in selected.items():
-        started = time.perf_counter()
-        try:
-            result = {
-                "case": name,
-                "world": world,
-                **case(kind, stage, opt, refs[(kind, opt)], extra, broken),
-            }
-        except Exception as err:  # reported per case; a failure on one rank is reported by that rank
-            result = {"case": name, "world": world, "error": f"{type(err).__name__}: {err}"}
-            traceback.print_exc()
-        result["seconds"] = round(time.perf_counter() - started, 2)
-        result["reference_seconds"] = round(ref_seconds, 2)
-        if rank == 0:
-            with open(args.out, "a") as f:
-                f.write(json.dumps(result) + "\n")
-        dist.barrier()
+    runs = {
+        name: functools.partial(case, kind, stage, opt, refs[(kind, opt)], extra, broken)
+        for name, (kind, stage, opt, extra, broken) in selected.items()
+    }
     if not args.cases:
-        result = {"case": "missing_mpu", "world": world, **case_missing_mpu()}
-        if rank == 0:
-            with open(args.out, "a") as f:
-                f.write(json.dumps(result) + "\n")
+        runs["missing_mpu"] = case_missing_mpu
+    run_cases(runs, args.out)
 
 
 if __name__ == "__main__":
