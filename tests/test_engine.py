@@ -115,12 +115,15 @@ def test_protocol_misuse_is_explained(two_ranks):
     assert "gradient_accumulation_steps=8" in messages["gas_mismatch"]
 
 
-def test_bad_gradvac_config_fails_before_any_process_group():
+def test_bad_gradvac_config_fails_before_deepspeed_starts(monkeypatch):
     import gradvac_ds
+    import gradvac_ds.engine
 
+    started = []
+    monkeypatch.setattr(gradvac_ds.engine.deepspeed, "initialize", lambda **kw: started.append(kw))
     with pytest.raises(ConfigError, match=r"gradvac\.granularity"):
         gradvac_ds.initialize(model=torch.nn.Linear(2, 2), config={"gradvac": {"granularity": "block"}})
-    assert not torch.distributed.is_initialized()
+    assert started == [], "no process group or engine may start on a bad config"
 
 
 def test_statistics_reach_the_deepspeed_monitor(two_ranks):
