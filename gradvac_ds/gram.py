@@ -10,7 +10,9 @@ Then, for group l,
     out[a:b] = w[l] @ X[:, a:b]                                               (one GEMV each)
 
 Gram slices are accumulated in float64 whatever the buffer dtype, so that the cosines GradVac
-compares against its targets are as exact as the gradients themselves.
+compares against its targets are as exact as the gradients themselves. Segments are processed in
+column chunks of at most ``CHUNK_ELEMENTS / K`` columns, so the float64 (or upcast) temporary stays
+near ``CHUNK_ELEMENTS`` elements however large a parameter's slice is.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+
+CHUNK_ELEMENTS = 1 << 22
+"""Elements of the largest temporary block (K rows x columns) upcast at once: 32 MiB in float64."""
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,18 @@ def merge_segments(segments: Iterable[Segment]) -> list[Segment]:
     return merged
 
 
+def _column_chunks(segment: Segment, rows: int) -> Iterable[tuple[int, int]]:
+    width = max(1, CHUNK_ELEMENTS // max(rows, 1))
+    for start in range(segment.start, segment.stop, width):
+        yield start, min(start + width, segment.stop)
+
+
 def accumulate_gram(gram: torch.Tensor, buffer: torch.Tensor, segments: Iterable[Segment]) -> torch.Tensor:
     """Add the Gram slices of ``buffer[K, N]`` into ``gram[L, K, K]`` (float64) in place."""
     for seg in segments:
-        block = buffer[:, seg.start : seg.stop].to(torch.float64)
-        gram[seg.group].addmm_(block, block.T, alpha=seg.scale)
+        for start, stop in _column_chunks(seg, buffer.shape[0]):
+            block = buffer[:, start:stop].to(torch.float64)
+            gram[seg.group].addmm_(block, block.T, alpha=seg.scale)
     return gram
 
 
@@ -63,6 +75,6 @@ def combine_segments(
     compute_dtype = torch.promote_types(buffer.dtype, torch.float32)
     weights = weights.to(device=buffer.device, dtype=compute_dtype)
     for seg in segments:
-        block = buffer[:, seg.start : seg.stop].to(compute_dtype)
-        out[seg.start : seg.stop] = weights[seg.group] @ block
+        for start, stop in _column_chunks(seg, buffer.shape[0]):
+            out[start:stop] = weights[seg.group] @ buffer[:, start:stop].to(compute_dtype)
     return out

@@ -34,3 +34,16 @@ def test_bf16_buffer_accumulates_in_float64():
     gram = accumulate_gram(torch.zeros(1, 2, 2, dtype=torch.float64), buf, [Segment(0, 64, 0)])
     exact = buf.double() @ buf.double().T
     torch.testing.assert_close(gram[0], exact, rtol=1e-12, atol=1e-12)
+
+
+def test_chunked_segments_equal_one_block(monkeypatch):
+    import gradvac_ds.gram as gram_module
+
+    buf = torch.randn(3, 50, generator=torch.Generator().manual_seed(2))
+    segs = [Segment(0, 37, 0), Segment(37, 50, 1, 0.5)]
+    w = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 3.0]], dtype=torch.float64)
+    whole = accumulate_gram(torch.zeros(2, 3, 3, dtype=torch.float64), buf, segs)
+    combined = combine_segments(buf, segs, w, torch.empty(50))
+    monkeypatch.setattr(gram_module, "CHUNK_ELEMENTS", 3 * 4)  # 4 columns per chunk
+    torch.testing.assert_close(accumulate_gram(torch.zeros(2, 3, 3, dtype=torch.float64), buf, segs), whole)
+    torch.testing.assert_close(combine_segments(buf, segs, w, torch.empty(50)), combined)
