@@ -6,7 +6,8 @@ gradients at stage 0):
 1. For each task k of the step, its micro-batches run forward/backward; the last backward is an
    accumulation boundary, so DeepSpeed reduces (and averages over data-parallel ranks) as it always
    does. The reduced local buffer is copied into row k of a task buffer ``X_b[K', numel_b]`` and
-   DeepSpeed's copy is cleared for the next task.
+   DeepSpeed's copy is cleared for the next task. The buffers keep min(K, micro-batches per step)
+   rows: only the tasks present in a step need one.
 2. Local Gram slices ``G[l] += c_f X_b[:, f] X_b[:, f]^T`` over the buffer fragments f of group l,
    where ``c_f = 1 / (number of ranks holding the same elements)``: 1 for a ZeRO partition of a
    tensor-parallel-sharded parameter, 1/T for a TP-replicated one (LayerNorm), and an extra 1/N at
@@ -139,8 +140,9 @@ class GradVacEngine:
         self._running: _RunningTask | None = None
         self._callbacks: list[StepCallback] = []
         self.last_outcome: StepOutcome | None = None
-        if not discover:
-            self._ensure_rows(len(config.tasks))
+        # A step holds at most gradient_accumulation_steps tasks (each runs >= 1 micro-batch), so
+        # with sampled tasks the buffers need min(K, micro-batches per step) rows, not K.
+        self._ensure_rows(min(self.state.num_tasks or 1, engine.gradient_accumulation_steps()))
 
     # ------------------------------------------------------------------ layout
     def _segments(self, layout, tp_size: int, dp_size: int) -> list[Segment]:
@@ -340,7 +342,6 @@ class GradVacEngine:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.state.load_state_dict(state)
-        self._ensure_rows(1 if self.state.discover else self.state.num_tasks)
 
     def save_checkpoint(
         self, save_dir: str | Path, tag: Any = None, client_state: dict | None = None, **kwargs

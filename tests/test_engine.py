@@ -142,3 +142,8 @@ def test_untested_deepspeed_versions_are_refused():
     for version in ("0.18.9", "0.20.0"):
         with pytest.raises(UnsupportedEngineError, match=r"deepspeed >= 0\.19\.8, < 0\.20"):
             check_deepspeed_version(version)
+
+
+def test_task_buffers_hold_only_the_tasks_a_step_can_have(two_ranks):
+    result = two_ranks["buffer_rows"]
+    assert result["rows"] == 2 and result["bytes"] == result["expected_bytes"]

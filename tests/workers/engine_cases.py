@@ -101,9 +101,9 @@ def full_params(engine) -> dict[str, torch.Tensor]:
     return out
 
 
-def build(stage, precision, mode, extra_zero=None, seed=0, check=1, extra=None):
+def build(stage, precision, mode, extra_zero=None, seed=0, check=1, extra=None, gas=MICRO_BATCHES_PER_STEP):
     cfg = {**ds_config(stage, precision, mode, extra_zero or {}, seed, check), **(extra or {})}
-    cfg["gradient_accumulation_steps"] = MICRO_BATCHES_PER_STEP
+    cfg["gradient_accumulation_steps"] = gas
     ds_cfg, gv_cfg = split_config(cfg)
     model = Tiny()
     engine, *_ = deepspeed.initialize(
@@ -307,6 +307,14 @@ def case_monitor():
     return {"files": files, "steps_logged": rows}
 
 
+def case_buffer_rows():
+    """With 2 micro-batches per step at most 2 of the 4 tasks run per step: 2 buffer rows suffice."""
+    gv, _ = build(2, "fp32", "gradvac", gas=2)
+    numel = sum(layout.numel for layout in gv.adapter.layouts)
+    run_steps(gv, "fp32", [{"de-en": 1, "ja-en": 1}, {"fr-en": 1, "sw-en": 1}, {"sw-en": 2}])
+    return {"rows": gv._buffers[0].shape[0], "bytes": gv.task_buffer_bytes, "expected_bytes": 2 * numel * 4}
+
+
 def case_protocol():
     """Misuse of the task/step protocol raises TaskProtocolError with a message saying what."""
     gv, _ = build(2, "fp32", "gradvac")
@@ -374,6 +382,7 @@ def cases(world: int) -> dict:
         "divergence": case_divergence,
         "protocol": case_protocol,
         "monitor": case_monitor,
+        "buffer_rows": case_buffer_rows,
     }
     if world > 2:
         keep = {
