@@ -400,8 +400,21 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def print_table(title: str, columns: list[tuple[str, int, str]], rows: list[list[Any]]) -> None:
+    """One table: ``columns`` are (header, width, format spec); each row holds one value per column."""
+    print(title)
+    head = " ".join(f"{name:>{width}}" for name, width, _ in columns)
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        print(
+            " ".join(f"{value:>{width}{spec}}" for value, (_, width, spec) in zip(row, columns, strict=True))
+        )
+    print()
+
+
 def emit(report: dict[str, Any]) -> None:
-    """Print the readable table and, last, the JSON line."""
+    """Print the tables, then the summary JSON as the last line."""
     cfg, rows = report["config"], report["per_k"]
     first = rows[0]
     print(
@@ -413,88 +426,63 @@ def emit(report: dict[str, Any]) -> None:
     load = report["load_average_1min"]
     print(
         f"1-min load average on this {os.cpu_count()}-CPU box: {load[0]:.1f} before, {load[1]:.1f} after "
-        "(other processes compete with the 2 ranks when it exceeds the CPU count)"
+        "(other processes compete with the 2 ranks when it exceeds the CPU count)\n"
     )
-    print()
-    print("wall step time (median, slower rank; ratios = median of per-round paired ratios)")
-    head = (
-        f"{'K':>3} {'gradvac ms':>11} {'sum ms':>9} {'plain ms':>9} "
-        f"{'gv/sum':>8} {'gv/plain':>9} {'sum/plain':>10}"
+    times = [("K", 3, ""), ("gradvac ms", 11, ".1f"), ("sum ms", 9, ".1f"), ("plain ms", 9, ".1f")]
+    ratios = [("gv/sum", 8, ".4f"), ("gv/plain", 9, ".4f")]
+    print_table(
+        "wall step time (median, slower rank; ratios = median of per-round paired ratios)",
+        [*times, *ratios, ("sum/plain", 10, ".4f")],
+        [
+            [r["K"], *(r["median_step_ms"][m] for m in MODES), r["ratio_gradvac_over_sum"],
+             r["ratio_gradvac_over_plain"], r["ratio_sum_over_plain"]]
+            for r in rows
+        ],
+    )  # fmt: skip
+    print_table(
+        "fastest step of each mode (wall ms; contention only adds time: the minimum is least disturbed)",
+        [*times, *ratios],
+        [
+            [r["K"], *(r["best_step_ms"][m] for m in MODES), r["best_ratio_gradvac_over_sum"],
+             r["best_ratio_gradvac_over_plain"]]
+            for r in rows
+        ],
+    )  # fmt: skip
+    print_table(
+        "CPU time per step, both ranks together (median; ratios = median of per-round paired ratios)",
+        [*times, *ratios, ("sum/plain", 10, ".4f")],
+        [
+            [r["K"], *(r["median_cpu_ms"][m] for m in MODES), r["cpu_ratio_gradvac_over_sum"],
+             r["cpu_ratio_gradvac_over_plain"], r["cpu_ratio_sum_over_plain"]]
+            for r in rows
+        ],
+    )  # fmt: skip
+    print_table(
+        "split of a step (median ms): forward/backward of the K micro-batches incl. capture | step()",
+        [("K", 3, ""), *((f"{m} {part}", 13, ".1f") for m in MODES for part in ("fwd/bwd", "step"))],
+        [
+            [r["K"], *(r[key][m] for m in MODES for key in ("median_fwd_bwd_ms", "median_opt_step_ms"))]
+            for r in rows
+        ],
     )
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        t = r["median_step_ms"]
-        print(
-            f"{r['K']:>3} {t['gradvac']:>11.1f} {t['sum']:>9.1f} {t['plain']:>9.1f} "
-            f"{r['ratio_gradvac_over_sum']:>8.4f} {r['ratio_gradvac_over_plain']:>9.4f} "
-            f"{r['ratio_sum_over_plain']:>10.4f}"
-        )
-    print()
-    print("fastest step of each mode (wall ms; contention only adds time: the minimum is least disturbed)")
-    head = f"{'K':>3} {'gradvac ms':>11} {'sum ms':>9} {'plain ms':>9} {'gv/sum':>8} {'gv/plain':>9}"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        t = r["best_step_ms"]
-        print(
-            f"{r['K']:>3} {t['gradvac']:>11.1f} {t['sum']:>9.1f} {t['plain']:>9.1f} "
-            f"{r['best_ratio_gradvac_over_sum']:>8.4f} {r['best_ratio_gradvac_over_plain']:>9.4f}"
-        )
-    print()
-    print("CPU time per step, both ranks together (median; ratios = median of per-round paired ratios)")
-    head = (
-        f"{'K':>3} {'gradvac ms':>11} {'sum ms':>9} {'plain ms':>9} "
-        f"{'gv/sum':>8} {'gv/plain':>9} {'sum/plain':>10}"
+    print_table(
+        "memory and hook communication per rank",
+        [("K", 3, ""), ("task buffers B", 15, ","), ("K*P/N*4 B", 13, ",.0f"), ("ratio", 8, ".5f"),
+         ("hook all-reduce B/step", 23, ",.0f"), ("L*K^2*8 B", 10, ","), ("calls/step", 11, ".1f")],
+        [
+            [r["K"], r["task_buffer_bytes"], r["ideal_KP_over_N_bytes"], r["task_buffer_over_ideal"],
+             r["hook_allreduce_bytes_per_step"], r["expected_allreduce_bytes_per_step"],
+             r["hook_allreduce_calls_per_step"]]
+            for r in rows
+        ],
+    )  # fmt: skip
+    print_table(
+        f"GradVac phases per step, ms (best of {cfg['phase_steps']} instrumented gradvac steps, max rank)\n"
+        "capture = copy + clear after each task, summed over the K tasks; all-reduce includes rank skew;\n"
+        "gv.step other = gv.step() minus the phases inside it (task orders, checks, bookkeeping)",
+        [("K", 3, ""), *((name, 14, ".2f") for name in PHASES)],
+        [[r["K"], *(r["phases_ms_max_over_ranks"].get(n, math.nan) for n in PHASES)] for r in rows],
     )
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        t = r["median_cpu_ms"]
-        print(
-            f"{r['K']:>3} {t['gradvac']:>11.1f} {t['sum']:>9.1f} {t['plain']:>9.1f} "
-            f"{r['cpu_ratio_gradvac_over_sum']:>8.4f} {r['cpu_ratio_gradvac_over_plain']:>9.4f} "
-            f"{r['cpu_ratio_sum_over_plain']:>10.4f}"
-        )
-    print()
-    print("split of a step (median ms): forward/backward of the K micro-batches incl. capture | step()")
-    head = (
-        f"{'K':>3} {'gv fwd/bwd':>11} {'gv step':>8} {'sum fwd/bwd':>12} {'sum step':>9} "
-        f"{'plain fwd/bwd':>14} {'plain step':>11}"
-    )
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        f, s = r["median_fwd_bwd_ms"], r["median_opt_step_ms"]
-        print(
-            f"{r['K']:>3} {f['gradvac']:>11.1f} {s['gradvac']:>8.1f} {f['sum']:>12.1f} {s['sum']:>9.1f} "
-            f"{f['plain']:>14.1f} {s['plain']:>11.1f}"
-        )
-    print()
-    print("memory and hook communication per rank")
-    head = (
-        f"{'K':>3} {'task buffers B':>15} {'K*P/N*4 B':>13} {'ratio':>8} "
-        f"{'hook all-reduce B/step':>23} {'L*K^2*8 B':>10} {'calls/step':>11}"
-    )
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(
-            f"{r['K']:>3} {r['task_buffer_bytes']:>15,} {r['ideal_KP_over_N_bytes']:>13,.0f} "
-            f"{r['task_buffer_over_ideal']:>8.5f} {r['hook_allreduce_bytes_per_step']:>23,.0f} "
-            f"{r['expected_allreduce_bytes_per_step']:>10,} {r['hook_allreduce_calls_per_step']:>11.1f}"
-        )
-    print()
-    names = PHASES
-    print(f"GradVac phases per step, ms (best of {cfg['phase_steps']} instrumented gradvac steps, max rank)")
-    print("capture = copy + clear after each task, summed over the K tasks; all-reduce includes rank skew;")
-    print("gv.step other = gv.step() minus the phases inside it (task orders, checks, bookkeeping)")
-    head = f"{'K':>3} " + " ".join(f"{n:>14}" for n in names)
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        ph = r["phases_ms_max_over_ranks"]
-        print(f"{r['K']:>3} " + " ".join(f"{ph.get(n, math.nan):>14.2f}" for n in names))
     print(json.dumps(summary(report)))
 
 
