@@ -38,7 +38,7 @@ import torch
 from deepspeed import comm as dist
 from deepspeed.runtime.utils import is_model_parallel_parameter
 
-from gradvac_ds.algorithm import NonFiniteGramError, SolveResult, draw_task_orders, solve, step_generator
+from gradvac_ds.algorithm import SolveResult
 from gradvac_ds.analysis import monitor_events
 from gradvac_ds.config import DISCOVER, GradVacConfig
 from gradvac_ds.gram import Segment, accumulate_gram, combine_segments, merge_segments
@@ -239,23 +239,16 @@ class GradVacEngine:
         gram = self._global_gram(rows, num_tasks)
         active = torch.zeros(num_tasks, dtype=torch.bool)
         active[rows] = True
-        orders = draw_task_orders(num_tasks, step_generator(self.config.seed, self.state.step))
-        try:
-            result = solve(
-                gram,
-                self.state.targets,
-                mode=self.config.mode,
-                beta=self.config.beta,
-                active=active,
-                orders=orders,
-            )
+        cfg = self.config
+        orders, result = self.state.solve(gram, active, mode=cfg.mode, beta=cfg.beta, seed=cfg.seed)
+        if result is not None:
             weights = result.weights[:, rows]
-        except NonFiniteGramError:
+        else:
             logger.warning(
                 "GradVac step %d: non-finite task gradient; passing the plain sum to DeepSpeed",
                 self.state.step,
             )
-            result, weights = None, torch.ones(self.grouping.num_groups, count, dtype=torch.float64)
+            weights = torch.ones(self.grouping.num_groups, count, dtype=torch.float64)
         interval = self.config.consistency_check_interval
         if interval and self.state.step % interval == 0:
             self._check_agreement(orders, weights, rows)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import torch
 
-from gradvac_ds.algorithm import NonFiniteGramError, SolveResult, draw_task_orders, solve, step_generator
+from gradvac_ds.algorithm import SolveResult
 from gradvac_ds.config import DISCOVER, GradVacConfig
 from gradvac_ds.gram import Segment, accumulate_gram, combine_segments, merge_segments
 from gradvac_ds.grouping import ParameterGrouping, group_parameters
@@ -69,23 +69,14 @@ class LocalGradVac:
         accumulate_gram(gram, buffer, self.segments)
         active = torch.zeros(num_tasks, dtype=torch.bool)
         active[indices] = True
-        orders = draw_task_orders(num_tasks, step_generator(self.config.seed, state.step))
-        try:
-            result = solve(
-                gram,
-                state.targets,
-                mode=self.config.mode,
-                beta=self.config.beta,
-                active=active,
-                orders=orders,
-            )
-        except NonFiniteGramError:
+        cfg = self.config
+        _, result = state.solve(gram, active, mode=cfg.mode, beta=cfg.beta, seed=cfg.seed)
+        state.step += 1
+        if result is None:
             for _, p in self.params:
                 p.grad = None
-            state.step += 1
             return None
         state.targets = result.targets
-        state.step += 1
         combined = combine_segments(buffer, self.segments, result.weights, torch.empty_like(buffer[0]))
         offset = 0
         for _, p in self.params:

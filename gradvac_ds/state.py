@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from gradvac_ds.algorithm import NonFiniteGramError, SolveResult, draw_task_orders, solve, step_generator
+
 STATE_VERSION = 1
 
 
@@ -59,6 +61,19 @@ class GradVacState:
         self.targets = grown
         self.task_names.append(name)
         return k
+
+    def solve(
+        self, gram: torch.Tensor, active: torch.Tensor, *, mode: str, beta: float, seed: int
+    ) -> tuple[torch.Tensor, SolveResult | None]:
+        """This step's task orders ``[K, K - 1]`` (from ``step_generator(seed, step)``) and the
+        solver's result against the current targets, or None when the Gram is not finite (the
+        step is to be skipped). Neither the targets nor the step count change here."""
+        orders = draw_task_orders(self.num_tasks, step_generator(seed, self.step))
+        try:
+            result = solve(gram, self.targets, mode=mode, beta=beta, active=active, orders=orders)
+        except NonFiniteGramError:
+            return orders, None
+        return orders, result
 
     def state_dict(self) -> dict[str, Any]:
         return {
