@@ -9,10 +9,26 @@ not a code path of the product.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from gradvac_ds.algorithm import TARGET_MARGIN, ZERO_RTOL, Mode
+
+
+class DenseResult(NamedTuple):
+    """What the dense loop produces for one group ([n] update, [K, K] tensors) or for all groups
+    ([P] update, [L, K, K] tensors).
+
+    ``conditioning[i, j]`` is ``kappa = sum_k |A[i, k]| ||g_k|| / ||g_i'||`` when task i visited j
+    (NaN where it did not): how far g_i' had cancelled. A Gram-space solver computes
+    ``||g_i'||^2 = A_i G A_i^T`` with absolute error ~ eps ||sum_k |A_ik| g_k||^2, so its cosines agree
+    with this loop to about ``eps * kappa^2``; tests scale their tolerance with it.
+    """
+
+    update: torch.Tensor
+    targets: torch.Tensor
+    conditioning: torch.Tensor
 
 
 def dense_gradvac(
@@ -28,11 +44,13 @@ def dense_gradvac(
 
     task_grads: K vectors [n] (the task gradients on this group)
     targets:    [K, K] EMA targets phi_hat before the step
-    Returns the update vector ``sum_i g_i'`` [n] and the targets after the step [K, K].
+    Returns the update vector ``sum_i g_i'`` [n], the targets after the step [K, K] and the
+    conditioning of each visit [K, K] (see :class:`DenseResult`).
     """
     mode = Mode(mode)
     grads = [g.to(torch.float64) for g in task_grads]
     new_targets = targets.to(torch.float64).clone()
+    conditioning = torch.full_like(new_targets, float("nan"))
     update = torch.zeros_like(grads[0])
     for i, g_i in enumerate(grads):
         if not active[i]:
@@ -48,6 +66,7 @@ def dense_gradvac(
             norm_i, norm_j = g_mod.norm().item(), grads[j].norm().item()
             if norm_i <= ZERO_RTOL * built_from or norm_j == 0.0:
                 continue
+            conditioning[i, j] = built_from / norm_i
             phi = max(-1.0, min(1.0, (g_mod @ grads[j]).item() / (norm_i * norm_j)))
             stored = float(targets[i, j])
             target = 0.0 if mode is Mode.PCGRAD else min(max(stored, -1 + TARGET_MARGIN), 1 - TARGET_MARGIN)
@@ -59,7 +78,7 @@ def dense_gradvac(
             if mode is Mode.GRADVAC:
                 new_targets[i, j] = (1 - beta) * stored + beta * phi
         update += g_mod
-    return update, new_targets
+    return DenseResult(update, new_targets, conditioning)
 
 
 def dense_gradvac_groups(
@@ -77,13 +96,15 @@ def dense_gradvac_groups(
     task_grads:   K flat vectors [P]
     group_slices: for each group l, the slices of the flat vector that belong to it
     targets:      [L, K, K]
-    Returns the flat update [P] and the targets after the step [L, K, K].
+    Returns the flat update [P], the targets after the step [L, K, K] and the conditioning of each
+    visit [L, K, K].
     """
     update = torch.zeros_like(task_grads[0], dtype=torch.float64)
     new_targets = targets.to(torch.float64).clone()
+    conditioning = torch.full_like(new_targets, float("nan"))
     for l, slices in enumerate(group_slices):
         pieces = [torch.cat([g[s] for s in slices]) for g in task_grads]
-        group_update, new_targets[l] = dense_gradvac(
+        group_update, new_targets[l], conditioning[l] = dense_gradvac(
             pieces, targets[l], mode=mode, beta=beta, active=active, orders=orders
         )
         offset = 0
@@ -91,4 +112,4 @@ def dense_gradvac_groups(
             n = s.stop - s.start
             update[s] = group_update[offset : offset + n]
             offset += n
-    return update, new_targets
+    return DenseResult(update, new_targets, conditioning)

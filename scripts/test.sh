@@ -8,7 +8,7 @@ export DS_ACCELERATOR=cpu
 ruff check . || exit 1
 shellcheck --exclude=SC1091 scripts/*.sh .ci/run launch/slurm.sbatch docker/entrypoint.sh || exit 1
 hadolint docker/Dockerfile || exit 1
-python -m pytest -q "$@"
+python -m pytest -q --hypothesis-profile=ci "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests" >&2

@@ -48,6 +48,30 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
 
 
+EPS = torch.finfo(torch.float64).eps
+
+
+def _assert_matches(result, want, grads: torch.Tensor, slices, beta: float) -> None:
+    """Solver against the dense loop within what float64 allows for the problem's conditioning.
+
+    The solver reads ||g_i'|| from the Gram, so where corrections cancelled g_i' by kappa (see
+    DenseResult) its cosines differ from the loop's by up to ~eps * kappa^2; the tolerance of task i's
+    targets on group l uses the worst kappa of its visits there, the update's the worst of all. The
+    update is compared on the scale of the terms that build it, sum_k |w[l, k]| ||g_k||, since the
+    tasks' corrected gradients may cancel in the sum (collinear tasks on a one-element group).
+    """
+    kappa = want.conditioning.nan_to_num(1.0).amax(-1, keepdim=True).clamp_min(1.0)  # [L, K, 1]
+    slack = 64 * EPS * kappa.square()
+    norms = torch.stack([grads[:, s[0]].norm(dim=1) for s in slices])  # [L, K]
+    scale = max(want.update.norm().item(), (result.weights.abs() * norms).sum(1).norm().item(), 1e-300)
+    error = (_apply(result.weights, grads, slices) - want.update).norm().item()
+    assert error <= (1e-9 + slack.max().item()) * scale
+    error = (result.targets - want.targets).abs()
+    allowed = 1e-12 + 1e-9 * want.targets.abs() + beta * slack
+    worst = (error - allowed).argmax()
+    assert (error <= allowed).all(), f"targets differ by {error.flatten()[worst]:.3g} at {worst}"
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
@@ -60,11 +84,10 @@ def test_solver_matches_dense_reference(seed, num_tasks, num_groups, beta, mode)
     grads, slices, gram, targets, orders = _problem(seed, num_tasks, num_groups)
     active = torch.ones(num_tasks, dtype=torch.bool)
     result = solve(gram, targets, mode=mode, beta=beta, active=active, orders=orders)
-    want, want_targets = dense_gradvac_groups(
+    want = dense_gradvac_groups(
         list(grads), slices, targets, mode=mode, beta=beta, active=active.tolist(), orders=orders.tolist()
     )
-    assert _rel(_apply(result.weights, grads, slices), want) <= 1e-9
-    torch.testing.assert_close(result.targets, want_targets, rtol=1e-9, atol=1e-12)
+    _assert_matches(result, want, grads, slices, beta)
     if mode == "pcgrad":
         torch.testing.assert_close(result.targets, targets, rtol=0, atol=0)
 
@@ -78,11 +101,10 @@ def test_absent_tasks_match_reference_and_keep_targets(seed, num_tasks, num_grou
     grads[~active] = 0.0  # an absent task ran no backward
     gram = torch.stack([grads[:, s[0]] @ grads[:, s[0]].T for s in slices])
     result = solve(gram, targets, mode="gradvac", beta=0.3, active=active, orders=orders)
-    want, want_targets = dense_gradvac_groups(
+    want = dense_gradvac_groups(
         list(grads), slices, targets, mode="gradvac", beta=0.3, active=active.tolist(), orders=orders.tolist()
     )
-    assert _rel(_apply(result.weights, grads, slices), want) <= 1e-9 or want.norm() == 0
-    torch.testing.assert_close(result.targets, want_targets, rtol=1e-9, atol=1e-12)
+    _assert_matches(result, want, grads, slices, 0.3)
     absent = ~active
     assert torch.equal(result.weights[:, absent], torch.zeros_like(result.weights[:, absent]))
     assert torch.equal(result.targets[:, absent, :], targets[:, absent, :])
@@ -160,11 +182,10 @@ def test_targets_at_plus_minus_one_stay_finite(target):
     active = torch.ones(4, dtype=torch.bool)
     result = solve(gram, targets, mode="gradvac", beta=0.1, active=active, orders=orders)
     assert torch.isfinite(result.weights).all() and torch.isfinite(result.targets).all()
-    want, want_targets = dense_gradvac_groups(
+    want = dense_gradvac_groups(
         list(grads), slices, targets, mode="gradvac", beta=0.1, active=active.tolist(), orders=orders.tolist()
     )
-    assert _rel(_apply(result.weights, grads, slices), want) <= 1e-9
-    torch.testing.assert_close(result.targets, want_targets, rtol=1e-9, atol=1e-12)
+    _assert_matches(result, want, grads, slices, 0.1)
     if target == -1.0:
         assert not result.fired.any(), "no cosine lies below -1"
     else:

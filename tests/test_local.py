@@ -52,7 +52,7 @@ def test_three_steps_match_reference():
             grads = torch.autograd.grad(loss, [p for _, p in params])
             flat.append(torch.cat([g.reshape(-1) for g in grads]))
         orders = draw_task_orders(3, step_generator(0, step)).tolist()
-        update, ref_targets = dense_gradvac_groups(
+        update, ref_targets, _ = dense_gradvac_groups(
             flat, slices, ref_targets, mode="gradvac", beta=0.3, active=[True] * 3, orders=orders
         )
         offset = 0

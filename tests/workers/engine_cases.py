@@ -160,7 +160,7 @@ def reference(init: dict[str, torch.Tensor], mode: str, steps: list[dict[str, in
             flat.append(torch.cat([p.grad.reshape(-1) for _, p in params]))
         active = [name in tasks for name in TASKS]
         orders = draw_task_orders(len(TASKS), step_generator(0, step)).tolist()
-        update, targets = dense_gradvac_groups(
+        update, targets, _ = dense_gradvac_groups(
             flat, slices, targets, mode=mode, beta=BETA, active=active, orders=orders
         )
         cursor = 0

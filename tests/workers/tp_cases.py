@@ -138,7 +138,7 @@ def reference(kind: str, optimizer: str, dp_world: int) -> dict:
             )
         grams.append(group_grams(flat, slices))
         orders = draw_task_orders(K, step_generator(0, step)).tolist()
-        update, targets = dense_gradvac_groups(
+        update, targets, _ = dense_gradvac_groups(
             flat, slices, targets, mode="gradvac", beta=BETA, active=[True] * K, orders=orders
         )
         cursor = 0
