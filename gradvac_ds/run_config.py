@@ -76,7 +76,12 @@ class ModelSection:
 
 @dataclass(frozen=True)
 class TrainingSection:
-    """Optimisation: AdamW with linear warm-up to ``lr`` then inverse-square-root decay."""
+    """Optimisation: AdamW with linear warm-up to ``lr`` then inverse-square-root decay.
+
+    ``dist_timeout_minutes`` bounds every collective: a rank that waits longer (a peer hung, or a
+    checkpoint of a large model still being written on another rank) fails the job instead of
+    hanging it. DeepSpeed's default is 30 minutes.
+    """
 
     steps: int = 200
     lr: float = 1e-3
@@ -86,9 +91,11 @@ class TrainingSection:
     eval_interval: int = 100
     checkpoint_interval: int = 100
     modes: tuple[str, ...] = (Mode.GRADVAC.value,)
+    dist_timeout_minutes: float = 30.0
 
     def __post_init__(self) -> None:
         _positive("training.steps", self.steps)
+        _positive("training.dist_timeout_minutes", self.dist_timeout_minutes, float)
         _positive("training.lr", self.lr, float)
         _positive("training.eval_interval", self.eval_interval)
         _positive("training.checkpoint_interval", self.checkpoint_interval)

@@ -15,6 +15,7 @@ import json
 import math
 import time
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ def inverse_sqrt_schedule(warmup_steps: int):
 def setup_distributed(config: RunConfig) -> None:
     """Process groups from the launcher's environment (deepspeed, torchrun or SLURM)."""
     backend = deepspeed.get_accelerator().communication_backend_name()
-    deepspeed.init_distributed(dist_backend=backend)
+    timeout = timedelta(minutes=config.training.dist_timeout_minutes)
+    deepspeed.init_distributed(dist_backend=backend, timeout=timeout)
     init_model_parallel(config.model.tensor_parallel)
 
 

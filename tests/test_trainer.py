@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from distributed import free_port
+from distributed import free_port, run_torchrun
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 12
@@ -125,3 +125,13 @@ def test_similarity_report_recovers_planted_families(uninterrupted, tmp_path):
     assert report["languages"] == ["qaa", "qab", "qba", "qbb", "qca", "qcb"]
     profile = report["layer_profile"]  # megatron-core names (model.encoder.layers.N) parse into stacks
     assert len(profile["encoder"]) == 2 and len(profile["decoder"]) == 2
+
+
+def test_dist_timeout_bounds_a_collective_waiting_on_an_absent_rank(tmp_path):
+    """training.dist_timeout_minutes = 0.05 (3 s): rank 0's all-reduce fails after about 3 s while
+    rank 1 stays away for 12 s, instead of waiting DeepSpeed's default 30 minutes."""
+    row = run_torchrun(
+        "timeout_worker.py", 2, tmp_path / "out.jsonl", "--minutes", "0.05", "--absent-s", "12", timeout=120
+    )["timeout"]
+    assert row["raised"], "the all-reduce completed although rank 1 never joined it"
+    assert 2.5 <= row["elapsed_s"] < 10, row
