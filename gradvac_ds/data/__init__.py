@@ -55,7 +55,8 @@ _EXPORTS = {
     "read_tsv_files": "readers",
     "task_name": "languages",
     "task_pairs": "builder",
-    "temperature_probabilities": "sampling",
+    "temperature_probabilities": "temperature",
+    "temperature_quotas": "temperature",
     "train_shared_vocabulary": "vocabulary",
     "write_fairseq_dir": "writers",
 }

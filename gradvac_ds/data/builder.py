@@ -162,6 +162,16 @@ def _encode_split(
     return kept_text, EncodedTask(name, vocabulary.tag_id(pair[1]), src_ids, tgt_ids)
 
 
+def _training_sides(corpus: ParallelCorpus, stored: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Each language's sentences on the training sides of the stored pairs (the pivot's from all)."""
+    sides: dict[str, list[str]] = {lang: [] for pair in stored for lang in pair}
+    for s, t in stored:
+        for source, target in _split_pairs(corpus, s, t, "train"):
+            sides[s].append(source)
+            sides[t].append(target)
+    return dict(sides)
+
+
 def build_data(config: DataConfig) -> DataBundle:
     """Prepare corpus, vocabulary and encoded splits as described in the module docstring.
 
@@ -172,10 +182,8 @@ def build_data(config: DataConfig) -> DataBundle:
     languages = select_languages(corpus, config)
     pairs = task_pairs(languages, config.pivot, config.direction)
     stored = [(lang, config.pivot) for lang in languages]
-    training_text = (side for s, t in stored for pair in _split_pairs(corpus, s, t, "train") for side in pair)
-    vocabulary = train_shared_vocabulary(
-        training_text, [*languages, config.pivot], config.vocab, Path(config.cache_dir)
-    )
+    vocab_text = _training_sides(corpus, stored)
+    vocabulary = train_shared_vocabulary(vocab_text, config.vocab, Path(config.cache_dir))
     splits = [split for split in ("train", "valid", "test") if split in config.splits]
     codes = _encode_all(corpus, stored, splits, vocabulary, config.encode_workers)
     train: list[EncodedTask] = []

@@ -31,6 +31,7 @@ import numpy as np
 
 from gradvac_ds.data.batching import EncodedTask, TaskBatch, collate, pack_batches
 from gradvac_ds.data.errors import DataConfigError
+from gradvac_ds.data.temperature import temperature_probabilities
 
 _STATE_VERSION = 1
 _ASSIGNMENT_STREAM = 0x6D6978  # separates the task-assignment generator from the sentence ones
@@ -61,25 +62,6 @@ class BatchingConfig:
                 raise DataConfigError(f"batching.{name}: must be a positive integer, got {value!r}")
         if not self.temperature > 0:
             raise DataConfigError(f"batching.temperature: must be > 0, got {self.temperature!r}")
-
-
-def temperature_probabilities(sizes: Mapping[str, int], temperature: float) -> dict[str, float]:
-    """p_k proportional to (n_k / sum n)^(1/T), in the order of ``sizes``.
-
-    Raises:
-        ValueError: on an empty mapping, a non-positive size or a non-positive temperature.
-    """
-    if not sizes:
-        raise ValueError("no tasks to sample from")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    bad = {task: n for task, n in sizes.items() if n <= 0}
-    if bad:
-        raise ValueError(f"tasks without training data: {bad}")
-    total = sum(sizes.values())
-    weights = {task: (n / total) ** (1.0 / temperature) for task, n in sizes.items()}
-    norm = sum(weights.values())
-    return {task: w / norm for task, w in weights.items()}
 
 
 def _task_seed(task: str) -> int:

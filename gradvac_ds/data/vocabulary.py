@@ -8,8 +8,15 @@ The trained model is cached as ``{cache_dir}/spm-{key}.model`` where ``key`` is 
 training options and the exact training text, so a changed corpus or option trains a new model and
 an unchanged one is loaded. A file lock (``spm-{key}.lock``) lets several processes (e.g. the ranks
 of one job) call :func:`train_shared_vocabulary` at once: one trains, the others wait and load.
-Training text is de-duplicated (the pivot side repeats across pairs of a multi-way corpus) and,
-above ``max_sentences``, subsampled with a fixed seed, so training is deterministic.
+**Training text.** Each language's sentences are de-duplicated (the pivot side repeats across the
+pairs of a multi-way corpus), then the languages are mixed by temperature, as the task sampler
+mixes pairs: with n_l distinct sentences in language l, a budget B = min(max_sentences, sum_l n_l)
+is split as B_l = B p_l with p_l = q_l^(1/T) / sum_m q_m^(1/T), q_l = n_l / sum_m n_m. A language
+with B_l < n_l is subsampled, one with B_l > n_l is repeated (whole copies, then a sample of the
+rest; SentencePiece counts a repeated sentence as that many occurrences), so a low-resource
+language is not split into characters by a vocabulary fitted to the large ones. T = 1 keeps the
+corpus' proportions (and, within the budget, the text itself). All draws are seeded by the
+language code, so training is deterministic; the per-language counts are logged.
 """
 
 import fcntl
@@ -17,16 +24,18 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import sentencepiece as spm
 
 from gradvac_ds.data.errors import DataConfigError, VocabularyError
+from gradvac_ds.data.temperature import temperature_quotas
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 _TAG = re.compile(r"<2([a-z]{2,3})>")
@@ -50,13 +59,15 @@ class VocabularyOptions:
         model_type: ``unigram`` or ``bpe``.
         character_coverage: fraction of characters the model must cover (1.0 for small alphabets,
             ~0.9995 for corpora with Han script).
-        max_sentences: training text above this many distinct sentences is subsampled (seeded).
+        max_sentences: the budget B of training sentences, shared out over languages by temperature.
+        temperature: T of the language mixing (1: as in the corpus; larger: closer to uniform).
     """
 
     vocab_size: int = 1000
     model_type: str = "unigram"
     character_coverage: float = 1.0
     max_sentences: int = 300_000
+    temperature: float = 5.0
 
     def __post_init__(self) -> None:
         if self.model_type not in _MODEL_TYPES:
@@ -69,6 +80,10 @@ class VocabularyOptions:
             )
         if self.max_sentences < 1:
             raise DataConfigError(f"vocab.max_sentences: must be >= 1, got {self.max_sentences}")
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, int | float):
+            raise DataConfigError(f"vocab.temperature: must be a number > 0, got {self.temperature!r}")
+        if not 0 < self.temperature < math.inf:
+            raise DataConfigError(f"vocab.temperature: must be a number > 0, got {self.temperature!r}")
 
 
 class SharedVocabulary:
@@ -156,12 +171,28 @@ class SharedVocabulary:
         return self._sp.decode(kept)
 
 
-def _training_text(sentences: Iterable[str], max_sentences: int) -> list[str]:
-    distinct = [s for s in dict.fromkeys(sentences) if s]
-    if len(distinct) > max_sentences:
-        chosen = sorted(random.Random("gradvac-spm-sample").sample(range(len(distinct)), max_sentences))
-        distinct = [distinct[i] for i in chosen]
-    return distinct
+def _draw(sentences: list[str], quota: int, lang: str) -> list[str]:
+    """``quota`` sentences of one language: a seeded subsample, or whole copies plus a subsample."""
+    copies, rest = divmod(quota, len(sentences))
+    chosen = sorted(random.Random(f"gradvac-spm-{lang}").sample(range(len(sentences)), rest))
+    return sentences * copies + [sentences[i] for i in chosen]
+
+
+def _training_text(text_by_language: Mapping[str, Iterable[str]], options: VocabularyOptions) -> list[str]:
+    distinct = {
+        lang: [s for s in dict.fromkeys(text_by_language[lang]) if s] for lang in sorted(text_by_language)
+    }
+    counts = {lang: len(sentences) for lang, sentences in distinct.items() if sentences}
+    if not counts:
+        return []
+    budget = min(options.max_sentences, sum(counts.values()))
+    quotas = temperature_quotas(counts, budget, options.temperature)
+    logger.info(
+        "SentencePiece training text (T=%g): %s",
+        options.temperature,
+        ", ".join(f"{lang} {quotas[lang]} of {n}" for lang, n in counts.items()),
+    )
+    return [s for lang in counts for s in _draw(distinct[lang], quotas[lang], lang)]
 
 
 def _cache_key(text: Sequence[str], languages: Sequence[str], options: VocabularyOptions) -> str:
@@ -196,7 +227,7 @@ def _train(text: Sequence[str], languages: Sequence[str], options: VocabularyOpt
         limit = re.search(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)", str(exc))
         if limit:
             raise VocabularyError(
-                f"vocab.vocab_size={limit[1]} is too large for the training text ({len(text)} distinct "
+                f"vocab.vocab_size={limit[1]} is too large for the training text ({len(text)} "
                 f"sentences); SentencePiece can build at most {limit[2]} pieces from it: lower vocab_size"
             ) from exc
         raise VocabularyError(f"SentencePiece training failed: {exc}") from exc
@@ -204,24 +235,23 @@ def _train(text: Sequence[str], languages: Sequence[str], options: VocabularyOpt
 
 
 def train_shared_vocabulary(
-    sentences: Iterable[str],
-    languages: Sequence[str],
+    text_by_language: Mapping[str, Iterable[str]],
     options: VocabularyOptions,
     cache_dir: str | Path,
 ) -> SharedVocabulary:
     """Train (or load from the cache) a shared vocabulary with a ``<2xx>`` tag per language.
 
     Args:
-        sentences: training sentences of all languages (both sides of the training pairs).
-        languages: languages that get a target tag.
-        options: SentencePiece options.
+        text_by_language: each language's training sentences (its sides of the training pairs);
+            every key gets a target tag.
+        options: SentencePiece options, including the budget and temperature of the text.
         cache_dir: where ``spm-{key}.model`` is stored; created if missing.
 
     Raises:
         VocabularyError: if training fails, e.g. ``vocab_size`` too large for the text.
     """
-    languages = sorted(set(languages))
-    text = _training_text(sentences, options.max_sentences)
+    languages = sorted(text_by_language)
+    text = _training_text(text_by_language, options)
     if not text:
         raise VocabularyError("no non-empty training sentence to train the vocabulary on")
     cache_dir = Path(cache_dir)

@@ -32,6 +32,9 @@ def vocab_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def vocabulary(small_synthetic: SyntheticCorpus, vocab_dir: Path) -> SharedVocabulary:
     corpus = small_synthetic.corpus
-    text = [side for splits in corpus.pairs.values() for pair in splits["train"] for side in pair]
-    languages = [*small_synthetic.families, SMALL.pivot]
-    return train_shared_vocabulary(text, languages, VocabularyOptions(vocab_size=300), vocab_dir)
+    text: dict[str, list[str]] = {lang: [] for lang in [*small_synthetic.families, SMALL.pivot]}
+    for (src, tgt), splits in corpus.pairs.items():
+        for source, target in splits["train"]:
+            text[src].append(source)
+            text[tgt].append(target)
+    return train_shared_vocabulary(text, VocabularyOptions(vocab_size=300), vocab_dir)

@@ -31,17 +31,6 @@ def _example_ids(step: dict) -> dict[str, list[int]]:
     return {task: [int(row[1]) - 10 for b in batches for row in b.src] for task, batches in step.items()}
 
 
-def test_temperature_probabilities_formula() -> None:
-    p = temperature_probabilities(SIZES, 5.0)
-    total = sum(SIZES.values())
-    raw = {k: (n / total) ** 0.2 for k, n in SIZES.items()}
-    assert p == pytest.approx({k: v / sum(raw.values()) for k, v in raw.items()})
-    assert temperature_probabilities(SIZES, 1.0) == pytest.approx({k: n / total for k, n in SIZES.items()})
-    assert max(temperature_probabilities(SIZES, 1000.0).values()) < 0.26
-    with pytest.raises(ValueError, match="tasks without training data"):
-        temperature_probabilities({"aa-en": 0}, 5.0)
-
-
 @pytest.mark.parametrize("temperature", [1.0, 5.0, 100.0])
 def test_empirical_task_frequencies_match(temperature: float) -> None:
     config = BatchingConfig(max_tokens=256, micro_batches_per_step=4, temperature=temperature)
