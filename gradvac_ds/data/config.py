@@ -6,7 +6,7 @@ Example (YAML)::
       source: synthetic          # synthetic | fairseq | tsv | multiway
       pivot: en
       direction: many-to-one     # many-to-one | one-to-many | both
-      vocab: {vocab_size: 1000}
+      vocab: {vocab_size: 1000, temperature: 5.0}   # languages mixed by T in the SentencePiece text
       batching: {max_tokens: 2048, micro_batches_per_step: 4, temperature: 5.0}
       synthetic: {num_families: 3, languages_per_family: 2}
 
