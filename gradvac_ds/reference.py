@@ -39,7 +39,7 @@ def dense_gradvac(
     beta: float,
     active: list[bool],
     orders: list[list[int]],
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> DenseResult:
     """Run the paper's loop on one group.
 
     task_grads: K vectors [n] (the task gradients on this group)
@@ -90,7 +90,7 @@ def dense_gradvac_groups(
     beta: float,
     active: list[bool],
     orders: list[list[int]],
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> DenseResult:
     """The loop for every group of a flat gradient.
 
     task_grads:   K flat vectors [P]

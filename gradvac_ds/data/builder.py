@@ -169,7 +169,7 @@ def _training_sides(corpus: ParallelCorpus, stored: list[tuple[str, str]]) -> di
         for source, target in _split_pairs(corpus, s, t, "train"):
             sides[s].append(source)
             sides[t].append(target)
-    return dict(sides)
+    return sides
 
 
 def build_data(config: DataConfig) -> DataBundle:

@@ -80,10 +80,9 @@ class VocabularyOptions:
             )
         if self.max_sentences < 1:
             raise DataConfigError(f"vocab.max_sentences: must be >= 1, got {self.max_sentences}")
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, int | float):
-            raise DataConfigError(f"vocab.temperature: must be a number > 0, got {self.temperature!r}")
-        if not 0 < self.temperature < math.inf:
-            raise DataConfigError(f"vocab.temperature: must be a number > 0, got {self.temperature!r}")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < math.inf:
+            raise DataConfigError(f"vocab.temperature: must be a number > 0, got {t!r}")
 
 
 class SharedVocabulary:
