@@ -34,10 +34,11 @@ What is measured, per K:
   engine issues itself, with ``consistency_check_interval: 0``; expected L * K^2 * 8 bytes per step
   (one float64 all-reduce of the [L, K, K] Gram; L = ``gv.grouping.num_groups``). DeepSpeed's own
   per-micro-batch reduce-scatter is the same as plain DeepSpeed and is not counted.
-* **Phases.** In the same instrumented steps, the engine's module-level ``accumulate_gram``,
-  ``solve`` and ``combine_segments``, the proxy's ``all_reduce`` (which includes waiting for the
-  other rank), the adapter's capture (``read_into`` + ``clear`` after each task) and DeepSpeed's
-  optimizer ``step`` are wrapped with timers. The timed rounds run without any wrapper.
+* **Phases.** In the same instrumented steps, the engine's module-level ``accumulate_gram`` and
+  ``combine_segments``, ``GradVacState.solve`` (the step's task orders and the solver), the
+  proxy's ``all_reduce`` (which includes waiting for the other rank), the adapter's capture
+  (``read_into`` + ``clear`` after each task) and DeepSpeed's optimizer ``step`` are wrapped with
+  timers. The timed rounds run without any wrapper.
 
 The last line of standard output is one JSON object whose first keys are
 ``step_time_ratio_k16``, ``step_time_ratio_k8``, ``step_time_ratio_k4`` (gradvac / sum),
@@ -236,12 +237,12 @@ def instrumented_steps(gv, args: argparse.Namespace, num_tasks: int, first_round
 
     clock = PhaseClock()
     proxy = CountingTimedComm(gv_engine.dist, clock)
-    patched = ("dist", "accumulate_gram", "solve", "combine_segments")
+    patched = ("dist", "accumulate_gram", "combine_segments")
     saved = {name: getattr(gv_engine, name) for name in patched}
     gv_engine.dist = proxy
     gv_engine.accumulate_gram = clock.wrap("gram", saved["accumulate_gram"])
-    gv_engine.solve = clock.wrap("solve", saved["solve"])
     gv_engine.combine_segments = clock.wrap("combine", saved["combine_segments"])
+    gv.state.solve = clock.wrap("solve", gv.state.solve)  # draws the step's orders and solves
     gv.adapter.read_into = clock.wrap("capture", gv.adapter.read_into)
     gv.adapter.clear = clock.wrap("capture", gv.adapter.clear)
     gv.engine.step = clock.wrap("deepspeed step", gv.engine.step)
@@ -264,6 +265,7 @@ def instrumented_steps(gv, args: argparse.Namespace, num_tasks: int, first_round
     finally:
         for name, fn in saved.items():
             setattr(gv_engine, name, fn)
+        del gv.state.solve
     steps = len(per_step)
     return {
         "phases_ms_min": torch.tensor(per_step, dtype=torch.float64).min(dim=0).values.tolist(),
