@@ -39,11 +39,11 @@ from deepspeed import comm as dist
 from deepspeed.runtime.utils import is_model_parallel_parameter
 
 from gradvac_ds.algorithm import SolveResult
-from gradvac_ds.analysis import monitor_events
 from gradvac_ds.config import DISCOVER, GradVacConfig
 from gradvac_ds.gram import Segment, accumulate_gram, combine_segments, merge_segments
 from gradvac_ds.grouping import ParameterGrouping, group_parameters
 from gradvac_ds.state import GradVacState
+from gradvac_ds.stats import monitor_events
 from gradvac_ds.zero import GradientAdapter, make_adapter
 
 logger = logging.getLogger(__name__)
@@ -371,7 +371,7 @@ def _check_megatron_tensor_parallel(tp_size: int) -> None:
         if megatron_tp != tp_size:
             raise RuntimeError(
                 f"megatron parallel_state has tensor-parallel size {megatron_tp} but the engine sees "
-                f"{tp_size}: pass mpu=gradvac_ds.topology.MegatronMPU() to gradvac_ds.initialize"
+                f"{tp_size}: pass mpu=gradvac_ds.training.megatron.MegatronMPU() to gradvac_ds.initialize"
             )
 
 

@@ -9,7 +9,7 @@ MASTER_ADDR, MASTER_PORT); DeepSpeed's ``--local_rank`` argument is accepted and
 
 import sys
 
-from gradvac_ds.cli import train_main
+from gradvac_ds.training.__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(train_main())
+    sys.exit(main())

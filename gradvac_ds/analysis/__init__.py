@@ -1,24 +1,8 @@
-"""Gradient-similarity logging (during training) and analysis (after it) for GradVac runs.
+"""Gradient-similarity tools for GradVac runs.
 
-- :class:`SimilarityLog` writes windowed statistics to ``run_dir/gradvac_similarity`` (format in
-  :mod:`gradvac_ds.analysis.storage`); :func:`monitor_events` gives per-step scalars for DeepSpeed's
-  monitor. These import only numpy and torch, so the training engine stays light.
-- :func:`load_similarity_log` reads a log back.
-- :func:`gradvac_ds.analysis.analyze.analyze_run` (CLI: :func:`gradvac_ds.analysis.cli.main`) turns
-  a log into figures, report.json and report.txt; it needs matplotlib, scipy and scikit-learn.
+- :mod:`gradvac_ds.analysis.log`: the similarity log written during training (numpy only), and
+  its reader.
+- :mod:`gradvac_ds.analysis.report`: the offline report (figures, report.json, report.txt) made
+  from a log; it needs the ``[analysis]`` extra (matplotlib, scipy, scikit-learn). Its command is
+  ``gradvac-analyze`` (``python -m gradvac_ds.analysis``).
 """
-
-from gradvac_ds.analysis.logger import SimilarityLog
-from gradvac_ds.analysis.monitor import monitor_events
-from gradvac_ds.analysis.reader import SimilarityLogData, load_similarity_log
-from gradvac_ds.analysis.window import SimilarityStats, Window, merge_windows
-
-__all__ = [
-    "SimilarityLog",
-    "SimilarityLogData",
-    "SimilarityStats",
-    "Window",
-    "load_similarity_log",
-    "merge_windows",
-    "monitor_events",
-]

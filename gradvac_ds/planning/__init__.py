@@ -1,9 +1,9 @@
 """Capacity planner: per-rank memory, communication and compute of GradVac on DeepSpeed ZeRO.
 
-``plan(params, tasks, ...)`` returns a :class:`Plan`; ``main(argv)`` is the ``gradvac-plan`` command.
+``plan(params, tasks, ...)`` returns a :class:`Plan`; the ``gradvac-plan`` command is
+``python -m gradvac_ds.planning``.
 """
 
-from gradvac_ds.planning.cli import main
 from gradvac_ds.planning.costs import Plan, plan, plan_inputs
 from gradvac_ds.planning.errors import PlanError
 from gradvac_ds.planning.inputs import ActivationInputs, PlanInputs, layout_of, num_groups
@@ -16,7 +16,6 @@ __all__ = [
     "PlanError",
     "PlanInputs",
     "layout_of",
-    "main",
     "model_sizes",
     "num_groups",
     "plan",

@@ -29,7 +29,7 @@ from typing import Any
 
 from gradvac_ds.planning.errors import PlanError
 from gradvac_ds.planning.inputs import PlanInputs
-from gradvac_ds.planning.units import parse_count
+from gradvac_ds.planning.quantities import parse_count
 
 GRAM_ELEMENT_BYTES = 8
 """The Gram tensor is float64."""

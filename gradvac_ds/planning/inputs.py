@@ -14,7 +14,7 @@ BUFFER_DTYPES = ("fp32", "bf16")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 GRANULARITIES = ("model", "enc_dec", "layer", "matrix")
 GROUPS_OUTSIDE_LAYERS = {"encdec": 5, "decoder": 3}
-"""Groups besides the layers at granularity ``layer`` (gradvac_ds.grouping on gradvac_ds.modeling's
+"""Groups besides the layers at granularity ``layer`` (gradvac_ds.grouping on gradvac_ds.training.modeling's
 models): word and position embeddings, plus encoder and decoder final norms and the tied output
 layer's bias (encdec), or the final norm (decoder)."""
 GROUPS_ENC_DEC = {"encdec": 5, "decoder": 3}
@@ -41,7 +41,7 @@ def _divides(tp: int, name: str, value: int | None) -> None:
 
 
 def num_groups(granularity: str, kind: str = "encdec", num_layers: int | None = None) -> int:
-    """L, the number of GradVac parameter groups of gradvac_ds.modeling's ``kind`` of model.
+    """L, the number of GradVac parameter groups of gradvac_ds.training.modeling's ``kind`` of model.
 
     model: 1;  enc_dec: GROUPS_ENC_DEC[kind];  layer: ``num_layers`` + GROUPS_OUTSIDE_LAYERS[kind];
     matrix: one group per parameter tensor, which depends on the model, so L must be given.

@@ -1,4 +1,4 @@
-"""Sizes of a model preset (``models/<name>.yaml``), read through :mod:`gradvac_ds.modeling`.
+"""Sizes of a model preset (``models/<name>.yaml``), read through :mod:`gradvac_ds.training.modeling`.
 
 The presets state architecture, not a parameter count: P and Ψ (parameters on one tensor-parallel
 rank, replicated LayerNorms and position embeddings included) come from the modeling package's
@@ -44,7 +44,7 @@ def model_sizes(spec: str, vocab_size: int, kind: str, tp: int) -> ModelSizes:
         raise PlanError(f"kind = {kind!r} is not allowed; choose one of {list(MODEL_KINDS)}")
     with warnings.catch_warnings():  # megatron-core warns on import about optional Apex/TE kernels
         warnings.simplefilter("ignore")
-        from gradvac_ds.modeling import ModelConfigError, count_parameters, resolve_config
+        from gradvac_ds.training.modeling import ModelConfigError, count_parameters, resolve_config
     try:
         cfg = resolve_config(spec)
         params = count_parameters(cfg, vocab_size, kind)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from synthetic_logs import ACROSS, FAMILIES, GROUPS, WITHIN, planted_cosine
 
-from gradvac_ds.analysis import SimilarityLog
+from gradvac_ds.analysis.log import SimilarityLog
 
 
 @pytest.fixture

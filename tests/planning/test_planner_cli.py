@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from gradvac_ds.planning import PlanError, main, model_sizes
-from gradvac_ds.planning.report import APPROACHES, SECTIONS
+from gradvac_ds.planning import PlanError, model_sizes
+from gradvac_ds.planning.__main__ import main
+from gradvac_ds.planning.table import APPROACHES, SECTIONS
+from gradvac_ds.training.modeling.config import PRESET_DIR
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _DECIMAL = ("FLOP", "KFLOP", "MFLOP", "GFLOP", "TFLOP", "PFLOP", "EFLOP")
@@ -90,7 +91,7 @@ def test_preset_drives_the_plan(capsys):
 
 
 def test_preset_by_path(capsys):
-    path = Path(__file__).resolve().parents[2] / "models" / "tiny.yaml"
+    path = PRESET_DIR / "tiny.yaml"
     figures = json.loads(_run(capsys, "--model", str(path), "--vocab", "8000", "--tasks", "2", "--json"))
     assert figures["inputs"]["params"] == 761_920
 

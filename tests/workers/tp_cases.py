@@ -40,9 +40,9 @@ from megatron.core import parallel_state
 import gradvac_ds.engine as gv_engine
 from gradvac_ds.algorithm import draw_task_orders, step_generator
 from gradvac_ds.grouping import group_parameters
-from gradvac_ds.modeling import build_model, is_tensor_parallel, padded_vocab_size
 from gradvac_ds.reference import dense_gradvac_groups
-from gradvac_ds.topology import MegatronMPU, init_model_parallel
+from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
+from gradvac_ds.training.modeling import build_model, is_tensor_parallel, padded_vocab_size
 
 TP = 2
 TASKS = ["de-en", "fr-en", "ja-en"]

@@ -1,0 +1,139 @@
+"""One-call construction of a translation model from a preset or config.
+
+The tensor-parallel size is read from ``megatron.core.parallel_state`` (initialise it first, see
+:func:`gradvac_ds.training.megatron.init_model_parallel`). Weights are drawn with
+``use_cpu_initialization``: every sharded matrix is drawn whole from the seeded global RNG and
+sliced, so the same seed gives the same full model for every tensor-parallel size (as long as the
+padded vocabulary is the same) and the same shards on every rank of a tensor-parallel group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from megatron.core import parallel_state
+from megatron.core.models.gpt.gpt_model import GPTModel
+from megatron.core.models.T5.t5_model import T5Model
+from megatron.core.transformer.transformer_config import TransformerConfig
+
+from gradvac_ds.training.modeling.config import (
+    ModelConfig,
+    ModelConfigError,
+    ModelKind,
+    padded_vocab_size,
+    resolve_config,
+    validate_build,
+)
+from gradvac_ds.training.modeling.specs import gpt_layer_spec, t5_block_specs
+from gradvac_ds.training.modeling.translation import (
+    DecoderOnlyTranslator,
+    EncoderDecoderTranslator,
+    TranslationModel,
+)
+
+_ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
+
+
+def tensor_parallel_size() -> int:
+    """Tensor-parallel world size from megatron's parallel_state (which must be initialised)."""
+    if not parallel_state.model_parallel_is_initialized():
+        raise RuntimeError(
+            "megatron parallel_state is not initialised: call "
+            "gradvac_ds.training.megatron.init_model_parallel(tensor_parallel_size) first"
+        )
+    return parallel_state.get_tensor_model_parallel_world_size()
+
+
+def transformer_config(cfg: ModelConfig, num_layers: int, tp_size: int) -> TransformerConfig:
+    """megatron-core TransformerConfig for one stack of ``num_layers`` layers.
+
+    Fusions that need Apex/TE kernels (gradient-accumulation fusion, persistent LayerNorm, masked
+    softmax) are off. The jit bias+GeLU fusion is off too: it computes the tanh approximation of
+    GeLU (not ``F.gelu``'s erf form), supports no ReLU and costs seconds of jit warm-up per process.
+    """
+    return TransformerConfig(
+        num_layers=num_layers,
+        hidden_size=cfg.hidden_size,
+        ffn_hidden_size=cfg.ffn_hidden_size,
+        num_attention_heads=cfg.num_attention_heads,
+        num_query_groups=cfg.query_groups,
+        kv_channels=cfg.head_dim,
+        tensor_model_parallel_size=tp_size,
+        hidden_dropout=cfg.dropout,
+        attention_dropout=cfg.attention_dropout,
+        activation_func=_ACTIVATIONS[cfg.activation],
+        bias_activation_fusion=False,
+        init_method_std=cfg.init_std,
+        layernorm_epsilon=cfg.layernorm_epsilon,
+        params_dtype=torch.float32,
+        use_cpu_initialization=True,
+        gradient_accumulation_fusion=False,
+        masked_softmax_fusion=False,
+        persist_layer_norm=False,
+        apply_rope_fusion=False,
+    )
+
+
+def build_model(
+    spec: str | Path | ModelConfig | Mapping[str, Any],
+    vocab_size: int,
+    kind: ModelKind = "encdec",
+    *,
+    seed: int = 1234,
+    pad_id: int = 0,
+    label_smoothing: float | None = None,
+    device: str | torch.device = "cpu",
+) -> TranslationModel:
+    """Build a translation model.
+
+    Args:
+        spec: preset name (``models/<name>.yaml``), YAML path, mapping or ModelConfig.
+        vocab_size: real vocabulary size V (embedding rows are padded, see ``padded_vocab_size``).
+        kind: ``"encdec"`` (T5Model) or ``"decoder"`` (GPTModel as conditional LM).
+        seed: seeds the global torch RNG before construction.
+        pad_id: padding token id of the batches.
+        label_smoothing: ε of the loss; None takes the config's ``label_smoothing``.
+        device: where parameters are created; ``"meta"`` builds shapes only (parameter counting).
+
+    All arguments are validated before anything is built.
+    """
+    cfg = resolve_config(spec)
+    if label_smoothing is not None:
+        cfg = dataclasses.replace(cfg, label_smoothing=label_smoothing)
+    tp_size = tensor_parallel_size()
+    validate_build(cfg, vocab_size, kind, tp_size)
+    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocab_size:
+        raise ModelConfigError(f"pad_id must be an integer in [0, {vocab_size}), got {pad_id!r}")
+    rows = padded_vocab_size(vocab_size, tp_size, cfg.make_vocab_size_divisible_by)
+    encoder_layers, decoder_layers = cfg.num_layers(kind)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        if kind == "encdec":
+            encoder_spec, decoder_spec = t5_block_specs(encoder_layers, decoder_layers)
+            network = T5Model(
+                config=transformer_config(cfg, decoder_layers, tp_size),
+                encoder_config=transformer_config(cfg, encoder_layers, tp_size),
+                transformer_encoder_layer_spec=encoder_spec,
+                transformer_decoder_layer_spec=decoder_spec,
+                vocab_size=rows,
+                max_sequence_length=cfg.max_sequence_length,
+                parallel_output=True,
+                share_embeddings_and_output_weights=cfg.share_embeddings,
+                position_embedding_type="learned_absolute",
+            )
+            return EncoderDecoderTranslator(network, cfg, vocab_size, pad_id, cfg.label_smoothing)
+        network = GPTModel(
+            config=transformer_config(cfg, decoder_layers, tp_size),
+            transformer_layer_spec=gpt_layer_spec(),
+            vocab_size=rows,
+            max_sequence_length=cfg.max_sequence_length,
+            parallel_output=True,
+            share_embeddings_and_output_weights=cfg.share_embeddings,
+            position_embedding_type="learned_absolute",
+        )
+        return DecoderOnlyTranslator(network, cfg, vocab_size, pad_id, cfg.label_smoothing)

@@ -1,0 +1,53 @@
+"""DataConfig.from_dict: typed parsing and errors naming the field and the allowed values."""
+
+import pytest
+
+from gradvac_ds.training.data import BatchingConfig, DataConfig, DataConfigError
+
+
+def test_defaults_and_nested_sections() -> None:
+    config = DataConfig.from_dict(
+        {
+            "direction": "both",
+            "languages": ["qaa", "qab"],
+            "batching": {"max_tokens": 512, "temperature": 2},
+            "synthetic": {"num_families": 2},
+            "filters": {"max_length_ratio": None},
+        }
+    )
+    assert config.direction == "both"
+    assert config.languages == ("qaa", "qab")
+    assert config.batching == BatchingConfig(max_tokens=512, temperature=2.0)
+    assert config.synthetic.num_families == 2
+    assert config.filters.max_length_ratio is None
+    assert DataConfig.from_dict({}) == DataConfig()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"direction": "sideways"},
+            r"data\.direction: 'sideways' is not allowed; allowed values: \['many-to-one'",
+        ),
+        ({"source": "csv"}, r"data\.source: 'csv' is not allowed; allowed values: \['synthetic', 'fairseq'"),
+        ({"splits": ["train", "dev"]}, r"data\.splits\[\]: 'dev' is not allowed"),
+        ({"splits": ["valid"]}, r"data\.splits: must contain 'train'"),
+        ({"vocab_size": 10}, r"data: unknown field\(s\) \['vocab_size'\]; allowed: \["),
+        ({"batching": {"tokens": 10}}, r"data\.batching: unknown field\(s\) \['tokens'\]"),
+        ({"batching": {"max_tokens": "many"}}, r"data\.batching\.max_tokens: expected <class 'int'>"),
+        ({"batching": {"max_tokens": True}}, r"data\.batching\.max_tokens: expected"),
+        ({"languages": "de"}, r"data\.languages: expected a list"),
+        ({"languages": ["de", "en"]}, r"data\.languages: must not contain the pivot 'en'"),
+        ({"languages": ["German"]}, r"data\.languages\[\]: invalid language code 'German'"),
+        ({"pivot": "EN"}, r"data\.pivot: invalid language code"),
+        ({"source": "fairseq"}, r"data\.path: required for source 'fairseq'"),
+        ({"source": "tsv"}, r"data\.tsv: required for source 'tsv'"),
+        ({"max_positions": 5000}, r"data\.max_positions: must be in \[3, batching\.max_tokens=4096\]"),
+        ({"vocab": {"model_type": "word"}}, r"vocab\.model_type: 'word'; allowed: \['unigram', 'bpe'\]"),
+        ({"synthetic": []}, r"data\.synthetic: expected a mapping"),
+    ],
+)
+def test_errors_name_field_and_allowed_values(values: dict, message: str) -> None:
+    with pytest.raises(DataConfigError, match=message):
+        DataConfig.from_dict(values)

@@ -1,0 +1,84 @@
+"""The run configuration of launch/train.py: validation before anything starts, overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gradvac_ds.config import ConfigError
+from gradvac_ds.training.run_config import RunConfig
+
+DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+
+
+def _demo() -> dict:
+    return yaml.safe_load(DEMO.read_text())
+
+
+def test_demo_config_loads_and_derives_the_deepspeed_config():
+    config = RunConfig.from_yaml(DEMO, {"training.steps": 7, "data.batching.micro_batches_per_step": 3})
+    assert config.training.steps == 7 and config.training.modes == ("sum", "pcgrad", "gradvac")
+    ds = config.deepspeed_config("pcgrad", ["en-qaa", "en-qab"])
+    assert ds["gradient_accumulation_steps"] == 3
+    assert ds["gradvac"]["mode"] == "pcgrad" and ds["gradvac"]["tasks"] == ["en-qaa", "en-qab"]
+    assert config.deepspeed["gradvac"].get("mode") is None, "deriving must not modify the run config"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ("model", "kind"),
+            "seq2seq",
+            r"model.kind = 'seq2seq' is not allowed; choose one of \['encdec', 'decoder'\]",
+        ),
+        (("model", "tensor_parallel"), 0, r"model.tensor_parallel = 0 must be a positive int"),
+        (("training", "modes"), ["sum", "adam"], r"training.modes.*'gradvac', 'pcgrad', 'sum'"),
+        (("training", "warmup_steps"), -1, r"training.warmup_steps"),
+        (("training", "dist_timeout_minutes"), 0, r"training.dist_timeout_minutes = 0 must be a positive"),
+        (("training", "epochs"), 3, r"unknown field\(s\) \['epochs'\] in training"),
+        (("evaluation", "beam_size"), 0, r"evaluation.beam_size"),
+        (
+            ("deepspeed", "gradient_accumulation_steps"),
+            4,
+            r"derived from data.batching.micro_batches_per_step",
+        ),
+        (("deepspeed", "gradvac"), {"beta": 2.0}, r"gradvac.beta = 2.0 must be a number in \[0, 1\]"),
+        (("data", "direction"), "sideways", r"data.direction"),
+    ],
+)
+def test_bad_fields_are_named(path, value, message):
+    values = _demo()
+    values[path[0]][path[1]] = value
+    with pytest.raises(ValueError, match=message):
+        RunConfig.from_dict(values)
+
+
+def test_missing_and_unknown_top_level_fields():
+    values = _demo()
+    del values["run_dir"]
+    with pytest.raises(ConfigError, match="run_dir is required"):
+        RunConfig.from_dict(values)
+    with pytest.raises(ConfigError, match=r"unknown top-level field\(s\) \['optimizer'\]"):
+        RunConfig.from_dict({**_demo(), "optimizer": {}})
+    with pytest.raises(ConfigError, match="does not exist"):
+        RunConfig.from_yaml("no/such/run.yaml")
+
+
+def test_extends_merges_sections_over_the_base(tmp_path):
+    (tmp_path / "base.yaml").write_text(DEMO.read_text())
+    (tmp_path / "child.yaml").write_text(
+        "extends: base.yaml\nrun_dir: runs/child\ndeepspeed:\n  zero_optimization: {stage: 3}\n"
+    )
+    child, demo = RunConfig.from_yaml(tmp_path / "child.yaml"), RunConfig.from_yaml(DEMO)
+    assert child.run_dir == "runs/child" and child.deepspeed["zero_optimization"]["stage"] == 3
+    assert (
+        child.deepspeed["zero_optimization"]["reduce_bucket_size"]
+        == demo.deepspeed["zero_optimization"]["reduce_bucket_size"]
+    )
+    assert child.data == demo.data and child.training == demo.training
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        RunConfig.from_yaml(tmp_path / "loop.yaml")
