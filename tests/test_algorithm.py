@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradvac_ds.algorithm import (
-    NonFiniteGramError,
     cosine_matrix,
     draw_task_orders,
     solve,
     step_generator,
 )
+from gradvac_ds.errors import NonFiniteGramError
 from gradvac_ds.reference import dense_gradvac_groups
 
 

@@ -22,9 +22,11 @@ from deepspeed.utils import safe_get_full_fp32_param
 from harness import run_cases
 from torch import nn
 
-import gradvac_ds.engine as gv_engine
 from gradvac_ds.algorithm import draw_task_orders, step_generator
-from gradvac_ds.engine import GradVacEngine, RankDivergenceError, TaskProtocolError, split_config
+from gradvac_ds.comm import Comm
+from gradvac_ds.config import split_config
+from gradvac_ds.engine import SIGNATURE_SLOTS, GradVacEngine
+from gradvac_ds.errors import RankDivergenceError, TaskProtocolError
 from gradvac_ds.grouping import group_parameters
 from gradvac_ds.reference import dense_gradvac_groups
 
@@ -101,7 +103,17 @@ def full_params(engine) -> dict[str, torch.Tensor]:
     return out
 
 
-def build(stage, precision, mode, extra_zero=None, seed=0, check=1, extra=None, gas=MICRO_BATCHES_PER_STEP):
+def build(
+    stage,
+    precision,
+    mode,
+    extra_zero=None,
+    seed=0,
+    check=1,
+    extra=None,
+    gas=MICRO_BATCHES_PER_STEP,
+    comm=None,
+):
     cfg = {**ds_config(stage, precision, mode, extra_zero or {}, seed, check), **(extra or {})}
     cfg["gradient_accumulation_steps"] = gas
     ds_cfg, gv_cfg = split_config(cfg)
@@ -109,7 +121,7 @@ def build(stage, precision, mode, extra_zero=None, seed=0, check=1, extra=None, 
     engine, *_ = deepspeed.initialize(
         model=model, optimizer=torch.optim.Adam(model.parameters(), lr=LR), config=ds_cfg
     )
-    return GradVacEngine(engine, gv_cfg), cfg
+    return GradVacEngine(engine, gv_cfg, comm=comm), cfg
 
 
 def run_steps(
@@ -192,7 +204,7 @@ def case_equivalence(stage, precision, mode="gradvac", extra_zero=None):
         "param_rel_err": rel_err(got, want),
         "target_abs_err": (gv.state.targets - want_targets).abs().max().item(),
         "fired": fired,
-        "skipped": gv.engine.skipped_steps,
+        "skipped": gv.ds_engine.skipped_steps,
         "moved": rel_err(got, {n: v.double() for n, v in init.items()}),
     }
 
@@ -218,33 +230,30 @@ def case_sum_vs_plain(stage, precision):
     return {"param_rel_err": rel_err(ours, {n: v.double() for n, v in theirs.items()})}
 
 
-class CountingComm:
-    """Forwards to deepspeed.comm and records the collectives the GradVac engine calls."""
+class CountingComm(Comm):
+    """The engine's collectives, each recorded as (name, bytes)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
 
-    def all_reduce(self, tensor, *args, **kwargs):
+    def all_reduce(self, tensor, op=dist.ReduceOp.SUM, group=None):
         self.calls.append(("all_reduce", tensor.numel() * tensor.element_size()))
-        return dist.all_reduce(tensor, *args, **kwargs)
+        super().all_reduce(tensor, op=op, group=group)
 
-    def __getattr__(self, name):
-        return getattr(dist, name)
+    def all_gather_into_tensor(self, output, tensor, group=None):
+        self.calls.append(("all_gather_into_tensor", output.numel() * output.element_size()))
+        super().all_gather_into_tensor(output, tensor, group=group)
 
 
 def case_communication(stage):
     counter = CountingComm()
-    gv_engine.dist = counter
-    try:
-        gv, _ = build(stage, "fp32", "gradvac", check=0)
-        run_steps(gv, "fp32", SCHEDULE)
-    finally:
-        gv_engine.dist = dist
+    gv, _ = build(stage, "fp32", "gradvac", check=0, comm=counter)
+    run_steps(gv, "fp32", SCHEDULE)
     num_groups = gv.grouping.num_groups
     return {
         "calls": counter.calls,
         "steps": len(SCHEDULE),
-        "expected_bytes": num_groups * len(TASKS) ** 2 * 8,
+        "expected_bytes": (num_groups * len(TASKS) ** 2 + SIGNATURE_SLOTS) * 8,
     }
 
 
@@ -276,7 +285,7 @@ def case_overflow(stage, precision):
     after = full_params(gv)
     return {
         "skipped_outcome": outcomes[0].skipped,
-        "ds_skipped_steps": gv.engine.skipped_steps,
+        "ds_skipped_steps": gv.ds_engine.skipped_steps,
         "params_changed": rel_err(after, {n: v.double() for n, v in before.items()}),
         "targets_changed": (gv.state.targets - targets).abs().max().item(),
     }
@@ -298,7 +307,7 @@ def case_monitor():
     dist.broadcast_object_list(holder, src=0)
     monitor = {"csv_monitor": {"enabled": True, "output_path": holder[0], "job_name": "gv"}}
     gv, _ = build(2, "fp32", "gradvac", extra=monitor)
-    gv.config = type(gv.config)(**{**gv.config.to_dict(), "log_interval": 2})
+    gv.gradvac_config = type(gv.gradvac_config)(**{**gv.gradvac_config.to_dict(), "log_interval": 2})
     run_steps(gv, "fp32", SCHEDULE)
     files = sorted(str(p.relative_to(holder[0])) for p in Path(holder[0]).rglob("*.csv"))
     rows = {}
@@ -335,7 +344,7 @@ def case_protocol():
             gv.backward(gv(x, y))
     except TaskProtocolError as err:
         messages["too_few_backward"] = str(err)
-    gv.engine.optimizer.zero_grad()
+    gv.ds_engine.optimizer.zero_grad()
     for name in TASKS[:2]:
         with gv.task(name, micro_batches=1):
             gv.backward(gv(x, y))

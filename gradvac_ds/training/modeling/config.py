@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import yaml
 
+from gradvac_ds.errors import ConfigError
+
 ModelKind = Literal["encdec", "decoder"]
 MODEL_KINDS: tuple[str, ...] = ("encdec", "decoder")
 ACTIVATIONS: tuple[str, ...] = ("gelu", "relu")
@@ -29,7 +31,7 @@ ACTIVATIONS: tuple[str, ...] = ("gelu", "relu")
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(ConfigError):
     """A model configuration value is invalid; the message names the field and its allowed values."""
 
 
