@@ -35,6 +35,17 @@ MICRO_BATCHES_PER_STEP = 8  # = gradient_accumulation_steps
 BATCH, DIM = 4, 6
 LR, CLIP, BETA = 1e-2, 0.5, 0.5
 FULL = dict.fromkeys(TASKS, 2)
+# the cases that also run on 4 ranks (the 2-rank launch runs every case)
+FOUR_RANK_CASES = (
+    "s0_fp32",
+    "s1_fp32",
+    "s2_fp32",
+    "s2_fp32_cg1_oc1_rr",
+    "s3_fp32",
+    "s1_bf16_fp32acc",
+    "sum_s2",
+    "comm_s2",
+)
 # step -> {task: micro-batches}; sw-en is absent from step 1 (ja-en takes its micro-batches)
 SCHEDULE = [FULL, {"de-en": 2, "fr-en": 2, "ja-en": 4}, FULL, FULL]
 
@@ -474,17 +485,7 @@ def cases(world: int) -> dict:
         "buffer_rows": case_buffer_rows,
     }
     if world > 2:
-        keep = {
-            "s1_fp32",
-            "s2_fp32",
-            "s2_fp32_cg1_oc1_rr",
-            "s3_fp32",
-            "s0_fp32",
-            "s1_bf16_fp32acc",
-            "sum_s2",
-            "comm_s2",
-        }
-        out = {k: v for k, v in out.items() if k in keep}
+        out = {k: v for k, v in out.items() if k in FOUR_RANK_CASES}
     return out
 
 
