@@ -78,6 +78,9 @@ class ModelSection:
 class TrainingSection:
     """Optimisation: AdamW with linear warm-up to ``lr`` then inverse-square-root decay.
 
+    ``seeds``: train every mode once per seed (``<run_dir>/seed<s>/<mode>/``, then the comparison
+    of ``gradvac-compare``); empty (the default) trains each mode once into ``<run_dir>/<mode>/``.
+
     ``dist_timeout_minutes`` bounds every collective: a rank that waits longer (a peer hung, or a
     checkpoint of a large model still being written on another rank) fails the job instead of
     hanging it. DeepSpeed's default is 30 minutes.
@@ -91,6 +94,7 @@ class TrainingSection:
     eval_interval: int = 100
     checkpoint_interval: int = 100
     modes: tuple[str, ...] = (Mode.GRADVAC.value,)
+    seeds: tuple[int, ...] = ()
     dist_timeout_minutes: float = 30.0
 
     def __post_init__(self) -> None:
@@ -114,6 +118,14 @@ class TrainingSection:
             or len(set(self.modes)) != len(self.modes)
         ):
             raise ConfigError(f"training.modes = {list(self.modes)!r}: give distinct modes from {allowed}")
+        seeds = self.seeds
+        if (
+            not isinstance(seeds, list | tuple)
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)
+            or len(set(seeds)) != len(seeds)
+        ):
+            raise ConfigError(f"training.seeds = {seeds!r} must be a list of distinct integers >= 0")
+        object.__setattr__(self, "seeds", tuple(seeds))
 
 
 @dataclass(frozen=True)
