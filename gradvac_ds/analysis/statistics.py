@@ -14,6 +14,7 @@ Permutations use ``scipy.stats.permutation_test`` (exact when ``U!`` is at most 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -69,7 +70,8 @@ def two_level_bootstrap(
         chosen = rng.integers(len(groups), size=len(groups)) if len(groups) > 1 else [0]
         sample = [[groups[g][i] for i in rng.integers(len(groups[g]), size=len(groups[g]))] for g in chosen]
         draws[r] = statistic(sample)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # an element NaN in every draw stays NaN, without a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
         low = np.nanquantile(draws, (1 - level) / 2, axis=0) if n_resamples else observed
         high = np.nanquantile(draws, (1 + level) / 2, axis=0) if n_resamples else observed
     return Interval(observed, np.asarray(low), np.asarray(high), level, n_resamples)

@@ -13,6 +13,11 @@ baseline), so the corpus score is the score of the seeds' outputs together. :fun
 - ``better`` / ``worse``: both pooled p-values < alpha, and, with two or more seeds, every seed's
   own difference has the sign of the pooled difference;
 - otherwise ``not significant`` (the reason says which condition failed).
+
+Why both tests and a non-zero difference: sacreBLEU (like MultEval, which it follows) counts only
+resampled differences strictly larger than the observed one. Identical systems therefore get
+p = 1 / (n + 1) from both tests, and approximate randomisation gives the same for two systems that
+differ in a single sentence (every trial ties the observed difference); the bootstrap does not.
 """
 
 from __future__ import annotations
