@@ -21,14 +21,16 @@ def system(refs: list[str], error: float, seed: int) -> list[str]:
     return [" ".join(w if rng.random() > error else rng.choice(WORDS) for w in s.split()) for s in refs]
 
 
-def write_run(run_dir: Path, errors: dict[str, float], seeds: list[int], pairs: dict[str, list[str]]) -> Path:
-    """``run_dir/seed<s>/<mode>/translations/<pair>.hyp|.ref`` with the given error rate per mode."""
+def write_run(
+    run_dir: Path, errors: dict[str, dict[str, float]], seeds: list[int], pairs: dict[str, list[str]]
+) -> Path:
+    """``run_dir/seed<s>/<mode>/translations/<pair>.hyp|.ref`` with error rate ``errors[mode][pair]``."""
     for seed in seeds:
-        for k, (mode, error) in enumerate(errors.items()):
+        for k, (mode, by_pair) in enumerate(errors.items()):
             directory = run_dir / f"seed{seed}" / mode / "translations"
             directory.mkdir(parents=True)
             for p, (pair, refs) in enumerate(pairs.items()):
-                hyps = system(refs, error, seed=1000 * seed + 10 * k + p)
+                hyps = system(refs, by_pair[pair], seed=1000 * seed + 10 * k + p)
                 (directory / f"{pair}.hyp").write_text("".join(h + "\n" for h in hyps))
                 (directory / f"{pair}.ref").write_text("".join(r + "\n" for r in refs))
     return run_dir

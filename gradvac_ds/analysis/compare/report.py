@@ -8,6 +8,7 @@ concatenated, with the pooled sacreBLEU tests and the verdict rules of :mod:`.si
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,7 @@ def compare_runs(
     chosen = baseline or ("sum" if "sum" in runs.modes else runs.modes[0])
     if chosen not in runs.modes:
         raise ValueError(f"--baseline {chosen!r} is not one of the modes {runs.modes}")
+    runs = dataclasses.replace(runs, modes=[chosen, *(m for m in runs.modes if m != chosen)])
     raw = seed_scores(runs, tokenize)
     comparisons = compare_modes(runs, raw, chosen, alpha, bootstrap_samples, randomisation_trials, tokenize)
     results = {
