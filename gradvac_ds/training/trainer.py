@@ -293,14 +293,15 @@ def run(config: RunConfig, modes: list[str] | None = None, resume: bool = False)
             (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
             print(comparison_table(results), flush=True)
         return results
+    # imported before training, so that a missing "analysis" extra fails now, not after the runs
+    from gradvac_ds.analysis.compare import compare_runs
+
     results = {}
     for seed in config.training.seeds:
         seed_config, seed_bundle = seeded(config, bundle, seed)
         results[f"seed{seed}"] = {mode: train_mode(seed_config, mode, seed_bundle, resume) for mode in chosen}
     if _is_main():
         (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
-        from gradvac_ds.analysis.compare import compare_runs
-
         compare_runs([run_dir], run_dir / "compare")
         print((run_dir / "compare" / "compare.txt").read_text(), flush=True)
     return results

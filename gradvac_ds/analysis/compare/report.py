@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from sacrebleu.metrics import BLEU, CHRF
 
+from gradvac_ds.analysis.compare.plots import plot_scores
 from gradvac_ds.analysis.compare.runs import RunSet, load_runs
 from gradvac_ds.analysis.compare.significance import (
     BETTER,
@@ -229,7 +230,5 @@ def compare_runs(
         format_similarity(results["similarity"]) if "similarity" in results else ""
     )
     (out / "compare.txt").write_text(text, encoding="utf-8")
-    from gradvac_ds.analysis.compare.plots import plot_scores
-
     plot_scores(results, out / "compare.png")
     return results
