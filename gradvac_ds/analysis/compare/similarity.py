@@ -57,11 +57,10 @@ def format_similarity(similarity: dict[str, Any]) -> str:
         ]
         lines += [f"  {name:<28}{_interval(measures[name])}" for name in _HEADLINE if name in measures]
         for name, test in result["mantel"].items():
-            p = test["p_value"]
-            shown = "n/a" if p is None else f"{p:.4f}"
-            lines.append(
-                f"  Mantel {name}: rho {test['rho']}, p = {shown} ({test['permutations']} permutations)"
-            )
+            rho, p = test["rho"], test["p_value"]
+            shown = "n/a" if rho is None or p is None else f"rho {rho:+.3f}, p = {p:.4f}"
+            count = f"{test['permutations']} permutations, {test['num_pairs']} pairs"
+            lines.append(f"  Mantel {name}: {shown} ({count})")
         lines.append(f"  finding 'similarity falls with distance': {result['finding']}")
         per_part = [n for n in measures if n.startswith("rho[")]
         lines += [f"  {name:<28}{_interval(measures[name])}" for name in per_part]
