@@ -29,6 +29,7 @@ partial test of similarity vs distance given overlap.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -180,8 +181,9 @@ class Measures:
         per_group = unit_similarity(mean, count, self.mapping)
         for key, chosen in self.selections.items():
             if chosen:
-                with np.errstate(all="ignore"):
-                    block = np.nanmean(per_group[chosen], axis=0) if len(chosen) > 1 else per_group[chosen[0]]
+                with warnings.catch_warnings():  # unit pairs no chosen group observed stay NaN
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    block = np.nanmean(per_group[chosen], axis=0)
                 out[f"rho[{key}]"] = _rho(block, self.distance)
         profile = off_diagonal_mean(per_group)
         classes = np.array([group_class(n) for n in self.groups])
