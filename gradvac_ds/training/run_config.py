@@ -79,6 +79,9 @@ class ModelSection:
 class TrainingSection:
     """Optimisation: AdamW with linear warm-up to ``lr`` then inverse-square-root decay.
 
+    ``seeds``: train every mode once per seed (``<run_dir>/seed<s>/<mode>/``, then the comparison
+    of ``gradvac-compare``); empty (the default) trains each mode once into ``<run_dir>/<mode>/``.
+
     ``dist_timeout_minutes`` bounds every collective: a rank that waits longer (a peer hung, or a
     checkpoint of a large model still being written on another rank) fails the job instead of
     hanging it. DeepSpeed's default is 30 minutes.
@@ -92,6 +95,7 @@ class TrainingSection:
     eval_interval: int = 100
     checkpoint_interval: int = 100
     modes: tuple[str, ...] = (Mode.GRADVAC.value,)
+    seeds: tuple[int, ...] = ()
     dist_timeout_minutes: float = 30.0
 
     def __post_init__(self) -> None:
@@ -108,6 +112,8 @@ class TrainingSection:
             or len(set(self.modes)) != len(self.modes)
         ):
             raise FieldError("modes", list(self.modes), f"must list distinct modes from {allowed}")
+        if any(seed < 0 for seed in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+            raise FieldError("seeds", list(self.seeds), "must be a list of distinct integers >= 0")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,13 @@
 For each training mode of the run config (e.g. ``sum``, ``pcgrad``, ``gradvac``, same data and
 seed), :func:`train_mode` builds the megatron-core model, initialises DeepSpeed with GradVac, runs
 the step schedule (each task's micro-batches under its name), validates, checkpoints, and finally
-decodes the test split and scores it with sacreBLEU. :func:`run` compares the modes in one table.
+decodes the test split, scores it with sacreBLEU and writes the hypotheses and references
+(``<mode_dir>/translations/<pair>.hyp`` / ``.ref``). :func:`run` compares the modes in one table.
+
+With ``training.seeds`` the run trains every mode once per seed on the same data and vocabulary
+(the seed replaces ``data.seed``, i.e. the model initialisation and the step schedule, and the
+GradVac seed), into ``<run_dir>/seed<s>/<mode>/``, and then writes the seed-aware comparison of
+``gradvac-compare`` to ``<run_dir>/compare/``. Without seeds the layout is ``<run_dir>/<mode>/``.
 
 Every rank runs the same evaluation (the same sentences, in the same order), so that ZeRO-3 and
 tensor parallelism, which need every rank in each forward, work unchanged.
@@ -11,6 +17,7 @@ tensor parallelism, which need every rank in each forward, work unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -20,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import deepspeed
+import numpy as np
 import torch
 from deepspeed import comm as dist
 from tqdm import tqdm
@@ -82,9 +90,22 @@ def validation_losses(model: torch.nn.Module, bundle: DataBundle, config: RunCon
     return losses
 
 
+def write_translations(directory: Path, outputs: dict[str, tuple[list[str], list[str]]]) -> None:
+    """``directory/<pair>.hyp`` and ``.ref``: one detokenised sentence a line, line i of both files the
+    same test sentence (newlines inside a hypothesis become spaces, so the line counts agree)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for pair, (hypotheses, references) in outputs.items():
+        for suffix, lines in (("hyp", hypotheses), ("ref", references)):
+            text = "".join(line.replace("\n", " ") + "\n" for line in lines)
+            (directory / f"{pair}.{suffix}").write_text(text, encoding="utf-8")
+
+
 @torch.no_grad()
-def evaluate_bleu(model: torch.nn.Module, bundle: DataBundle, config: RunConfig) -> dict[str, dict[str, Any]]:
-    """Decode the test split (greedy or beam), detokenise, and score each pair with sacreBLEU."""
+def evaluate_bleu(
+    model: torch.nn.Module, bundle: DataBundle, config: RunConfig, translations: Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """Decode the test split (greedy or beam), detokenise, and score each pair with sacreBLEU;
+    rank 0 writes the hypotheses and references to ``translations`` when it is given."""
     was_training = model.training
     model.eval()
     vocab, ev = bundle.vocabulary, config.evaluation
@@ -104,6 +125,8 @@ def evaluate_bleu(model: torch.nn.Module, bundle: DataBundle, config: RunConfig)
             hypotheses.extend(vocab.decode(row) for row in ids)
         outputs[task] = (hypotheses, evalset.references[:count])
     model.train(was_training)
+    if translations is not None and _is_main():
+        write_translations(translations, outputs)
     return {pair: vars(scores) for pair, scores in score_by_pair(outputs).items()}
 
 
@@ -195,7 +218,7 @@ def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -
     progress.close()
     if similarity_log is not None:
         similarity_log.close()
-    scores = evaluate_bleu(engine.module, bundle, config)
+    scores = evaluate_bleu(engine.module, bundle, config, mode_dir / "translations")
     if _is_main():
         mode_dir.mkdir(parents=True, exist_ok=True)
         (mode_dir / "bleu.json").write_text(json.dumps(scores, indent=2))
@@ -226,8 +249,35 @@ def comparison_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def write_piece_counts(path: Path, bundle: DataBundle) -> None:
+    """``path`` (.npz): ``languages`` [n] and ``counts`` [n, V], how often each vocabulary id occurs
+    in each non-pivot language's training sentences (one side of its first task; pieces only).
+    ``gradvac-compare`` turns them into the vocabulary-overlap control."""
+    pivot, counts = bundle.config.pivot, {}
+    for task in bundle.train:
+        src, tgt = task.task.split("-")
+        language, side = (src, task.src) if tgt == pivot else (tgt, task.tgt)
+        if language not in counts:
+            ids = np.fromiter((i for row in side for i in row), dtype=np.int64)
+            counts[language] = np.bincount(ids, minlength=len(bundle.vocabulary))
+    languages = sorted(counts)
+    np.savez(path, languages=np.array(languages), counts=np.stack([counts[lang] for lang in languages]))
+
+
+def seeded(config: RunConfig, bundle: DataBundle, seed: int) -> tuple[RunConfig, DataBundle]:
+    """The config and data of one seed: ``data.seed`` (model init, step schedule) and the GradVac
+    seed set to ``seed``, results under ``<run_dir>/seed<seed>``; corpus and vocabulary unchanged."""
+    data = dataclasses.replace(config.data, seed=seed)
+    deepspeed_section = {**config.deepspeed, "gradvac": {**config.deepspeed["gradvac"], "seed": seed}}
+    run_config = dataclasses.replace(
+        config, run_dir=str(Path(config.run_dir) / f"seed{seed}"), data=data, deepspeed=deepspeed_section
+    )
+    return run_config, dataclasses.replace(bundle, config=data)
+
+
 def run(config: RunConfig, modes: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train and evaluate every mode; write ``<run_dir>/bleu.json`` and print the comparison."""
+    """Train and evaluate every mode (per seed with ``training.seeds``); write ``<run_dir>/bleu.json``
+    and print the comparison (with seeds: ``{"seed<s>": {mode: scores}}`` and ``<run_dir>/compare/``)."""
     setup_distributed(config)
     bundle = build_data(config.data)
     run_dir = Path(config.run_dir)
@@ -236,8 +286,23 @@ def run(config: RunConfig, modes: list[str] | None = None, resume: bool = False)
         if bundle.families:
             rows = "".join(f"{lang},{family}\n" for lang, family in sorted(bundle.families.items()))
             (run_dir / "families.csv").write_text("language,family\n" + rows)
-    results = {mode: train_mode(config, mode, bundle, resume) for mode in modes or config.training.modes}
+        write_piece_counts(run_dir / "piece_counts.npz", bundle)
+    chosen = modes or config.training.modes
+    if not config.training.seeds:
+        results = {mode: train_mode(config, mode, bundle, resume) for mode in chosen}
+        if _is_main():
+            (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
+            print(comparison_table(results), flush=True)
+        return results
+    # imported before training, so that a missing "analysis" extra fails now, not after the runs
+    from gradvac_ds.analysis.compare import compare_runs
+
+    results = {}
+    for seed in config.training.seeds:
+        seed_config, seed_bundle = seeded(config, bundle, seed)
+        results[f"seed{seed}"] = {mode: train_mode(seed_config, mode, seed_bundle, resume) for mode in chosen}
     if _is_main():
         (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
-        print(comparison_table(results), flush=True)
+        compare_runs([run_dir], run_dir / "compare")
+        print((run_dir / "compare" / "compare.txt").read_text(), flush=True)
     return results

@@ -1,0 +1,66 @@
+"""``gradvac-compare RUN_DIR [RUN_DIR ...]``: modes x seeds -> mean ± sd, paired tests, verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gradvac_ds.analysis.compare.report import compare_runs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of gradvac-compare."""
+    parser = argparse.ArgumentParser(
+        prog="gradvac-compare",
+        description="Compare training modes over seeds: BLEU/chrF mean ± sd, sacreBLEU paired bootstrap "
+        "and approximate randomisation against a baseline, a verdict per pair (better / worse / not "
+        "significant), and, with --distances, intervals for similarity vs language distance.",
+    )
+    parser.add_argument(
+        "run_dirs", nargs="+", type=Path, help="run folders (<run>/seed<s>/<mode>/ or <run>/<mode>/)"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: FIRST_RUN/compare)")
+    parser.add_argument("--baseline", default=None, help="baseline mode (default: sum, else the first mode)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples (1000)")
+    parser.add_argument("--trials", type=int, default=10000, help="approximate randomisation trials (10000)")
+    parser.add_argument("--tokenize", default="13a", help="sacreBLEU BLEU tokenizer (default 13a)")
+    parser.add_argument(
+        "--distances", type=Path, default=None, help="language-distance CSV (similarity part)"
+    )
+    parser.add_argument(
+        "--distance-column", default=None, help="distance column (default: as gradvac-analyze)"
+    )
+    parser.add_argument("--pieces", type=Path, default=None, help="piece_counts.npz (default: FIRST_RUN's)")
+    parser.add_argument("--resamples", type=int, default=1000, help="similarity bootstrap resamples (1000)")
+    parser.add_argument("--permutations", type=int, default=9999, help="Mantel permutations (9999)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the comparison; print the text report. Returns 0, or 2 with a message on bad input."""
+    args = build_parser().parse_args(argv)
+    for name in ("bootstrap", "trials", "resamples", "permutations"):
+        if getattr(args, name) < 1:
+            print(f"gradvac-compare: error: --{name} must be >= 1", file=sys.stderr)
+            return 2
+    out = args.out if args.out is not None else args.run_dirs[0] / "compare"
+    try:
+        compare_runs(
+            args.run_dirs, out, baseline=args.baseline, alpha=args.alpha, bootstrap_samples=args.bootstrap,
+            randomisation_trials=args.trials, tokenize=args.tokenize, distances=args.distances,
+            distance_column=args.distance_column, pieces=args.pieces, resamples=args.resamples,
+            permutations=args.permutations,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError) as error:
+        print(f"gradvac-compare: error: {error}", file=sys.stderr)
+        return 2
+    print((out / "compare.txt").read_text(encoding="utf-8"), end="")
+    print(f"gradvac-compare: wrote {out / 'compare.json'}, compare.txt, compare.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

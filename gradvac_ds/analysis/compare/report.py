@@ -1,0 +1,234 @@
+"""compare_runs: modes x seeds -> BLEU/chrF mean ± sd, paired significance, verdicts; text, JSON, plot.
+
+Scores: corpus BLEU and chrF of each (seed, mode, pair), then mean and sample standard deviation
+(ddof 1) over the S seeds, per pair and for the average over pairs. Comparisons: every mode against
+the baseline (default ``sum`` when present, else the first mode), per pair and for all pairs
+concatenated, with the pooled sacreBLEU tests and the verdict rules of :mod:`.significance`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sacrebleu.metrics import BLEU, CHRF
+
+from gradvac_ds.analysis.compare.plots import plot_scores
+from gradvac_ds.analysis.compare.runs import RunSet, load_runs
+from gradvac_ds.analysis.compare.significance import (
+    BETTER,
+    METRICS,
+    NOT_SIGNIFICANT,
+    WORSE,
+    paired_tests,
+    verdict,
+)
+from gradvac_ds.analysis.compare.similarity import format_similarity, similarity_by_mode
+from gradvac_ds.analysis.report.output import jsonable, write_json
+from gradvac_ds.analysis.report.tables import load_distances
+
+ALL_PAIRS = "all"
+"""The row of all pairs concatenated into one test set."""
+
+
+def _spread(values: Sequence[float]) -> dict[str, Any]:
+    """Mean and sample standard deviation (None for one value) of the per-seed values."""
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if len(array) > 1 else None}
+
+
+def seed_scores(runs: RunSet, tokenize: str) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """``[mode][pair][metric][seed]`` corpus scores (pair ``all`` = the average over pairs)."""
+    bleu, chrf = BLEU(tokenize=tokenize), CHRF()
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for mode in runs.modes:
+        table = {pair: {m: {} for m in METRICS} for pair in [*runs.pairs, ALL_PAIRS]}
+        for seed in runs.seeds:
+            for pair in runs.pairs:
+                hyp, refs = runs.hypotheses[(seed, mode)][pair], [runs.references[pair]]
+                table[pair]["BLEU"][seed] = bleu.corpus_score(hyp, refs).score
+                table[pair]["chrF"][seed] = chrf.corpus_score(hyp, refs).score
+            for metric in METRICS:
+                table[ALL_PAIRS][metric][seed] = float(np.mean([table[p][metric][seed] for p in runs.pairs]))
+        out[mode] = table
+    return out
+
+
+def _pooled(runs: RunSet, mode: str, pairs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The mode's hypotheses and the references over all seeds and ``pairs``, concatenated."""
+    hyps, refs = [], []
+    for seed in runs.seeds:
+        for pair in pairs:
+            hyps += runs.hypotheses[(seed, mode)][pair]
+            refs += runs.references[pair]
+    return hyps, refs
+
+
+def compare_modes(
+    runs: RunSet,
+    scores: dict[str, Any],
+    baseline: str,
+    alpha: float,
+    bootstrap_samples: int,
+    randomisation_trials: int,
+    tokenize: str,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``[mode][pair][metric]``: pooled paired tests of mode vs baseline, seed deltas and verdict."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for mode in (m for m in runs.modes if m != baseline):
+        out[mode] = {}
+        for pair in [*runs.pairs, ALL_PAIRS]:
+            chosen = runs.pairs if pair == ALL_PAIRS else [pair]
+            base_hyps, refs = _pooled(runs, baseline, chosen)
+            sys_hyps, _ = _pooled(runs, mode, chosen)
+            tests = paired_tests(base_hyps, sys_hyps, refs, bootstrap_samples, randomisation_trials, tokenize)
+            out[mode][pair] = {}
+            for metric, result in tests.items():
+                deltas = [
+                    scores[mode][pair][metric][s] - scores[baseline][pair][metric][s] for s in runs.seeds
+                ]
+                judged = verdict(result, deltas if pair != ALL_PAIRS else [], alpha)
+                out[mode][pair][metric] = {
+                    **vars(result),
+                    "seed_deltas": dict(zip(runs.seeds, deltas, strict=True)),
+                    "seed_delta": _spread(deltas),
+                    "verdict": judged.outcome,
+                    "reason": judged.reason,
+                }
+    return out
+
+
+def _summary(comparisons: dict[str, Any], pairs: Sequence[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """``[mode][metric]``: number of pairs judged better / worse / not significant."""
+    return {
+        mode: {
+            metric: {
+                outcome: sum(by_pair[p][metric]["verdict"] == outcome for p in pairs)
+                for outcome in (BETTER, WORSE, NOT_SIGNIFICANT)
+            }
+            for metric in METRICS
+        }
+        for mode, by_pair in comparisons.items()
+    }
+
+
+def _cell(spread: dict[str, Any]) -> str:
+    return (
+        f"{spread['mean']:6.2f} ± {spread['sd']:4.2f}"
+        if spread["sd"] is not None
+        else f"{spread['mean']:6.2f}"
+    )
+
+
+def format_report(results: dict[str, Any]) -> str:
+    """The text report: per metric a table of mean ± sd per mode, then each comparison's verdicts."""
+    modes, pairs, baseline = results["modes"], results["pairs"], results["baseline"]
+    width = max(len(p) for p in [*pairs, "average"]) + 2
+    lines = [
+        f"{len(results['seeds'])} seed(s) {', '.join(results['seeds'])}; modes {', '.join(modes)}; "
+        f"baseline {baseline}; alpha {results['alpha']}",
+        "mean ± sd over seeds; p: pooled paired bootstrap / approximate randomisation (sacreBLEU)",
+    ]
+    for metric in METRICS:
+        lines += ["", f"{metric}".ljust(width) + "".join(f"{m:>16}" for m in modes)]
+        for pair in [*pairs, ALL_PAIRS]:
+            label = "average" if pair == ALL_PAIRS else pair
+            lines.append(
+                f"{label:<{width}}"
+                + "".join(f"{_cell(results['scores'][m][pair][metric]):>16}" for m in modes)
+            )
+        for mode, by_pair in results["comparisons"].items():
+            lines += [
+                "",
+                f"{metric}: {mode} vs {baseline}".ljust(width + 2) + "   delta     p_bs     p_ar  verdict",
+            ]
+            for pair in [*pairs, ALL_PAIRS]:
+                row = by_pair[pair][metric]
+                label = "all pairs" if pair == ALL_PAIRS else pair
+                lines.append(
+                    f"{label:<{width + 2}}{row['delta']:+8.2f} {row['p_bootstrap']:8.4f} "
+                    f"{row['p_randomisation']:8.4f}  {row['verdict']}"
+                )
+            counts = results["summary"][mode][metric]
+            lines.append(
+                f"{mode} vs {baseline} ({metric}): better on {counts[BETTER]}, worse on {counts[WORSE]}, "
+                f"not significant on {counts[NOT_SIGNIFICANT]} of {len(pairs)} pairs"
+            )
+        if results["comparisons"]:
+            first = next(iter(results["comparisons"].values()))[pairs[0]][metric]
+            lines += [
+                f"signature: {first['signature_bootstrap']}",
+                f"signature: {first['signature_randomisation']}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def compare_runs(
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    baseline: str | None = None,
+    alpha: float = 0.05,
+    bootstrap_samples: int = 1000,
+    randomisation_trials: int = 10000,
+    tokenize: str = "13a",
+    distances: str | Path | None = None,
+    distance_column: str | None = None,
+    pieces: str | Path | None = None,
+    resamples: int = 1000,
+    permutations: int = 9999,
+) -> dict[str, Any]:
+    """Compare the modes of ``run_dirs`` (see :mod:`.runs`); write compare.{json,txt,png} to out_dir.
+
+    With ``distances`` (a CSV for :func:`~gradvac_ds.analysis.report.tables.load_distances`), every
+    mode with a similarity log in each seed also gets the intervals of
+    :func:`~gradvac_ds.analysis.report.intervals.similarity_intervals` (``results["similarity"]``);
+    ``pieces`` is the trainer's piece_counts.npz (default: the first run folder's, if present).
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"--alpha {alpha!r} must be in (0, 1)")
+    runs = load_runs(run_dirs)
+    chosen = baseline or ("sum" if "sum" in runs.modes else runs.modes[0])
+    if chosen not in runs.modes:
+        raise ValueError(f"--baseline {chosen!r} is not one of the modes {runs.modes}")
+    runs = dataclasses.replace(runs, modes=[chosen, *(m for m in runs.modes if m != chosen)])
+    raw = seed_scores(runs, tokenize)
+    comparisons = compare_modes(runs, raw, chosen, alpha, bootstrap_samples, randomisation_trials, tokenize)
+    results = {
+        "runs": [str(p) for p in run_dirs],
+        "folders": {seed: str(folder) for seed, folder in runs.folders.items()},
+        "seeds": runs.seeds,
+        "modes": runs.modes,
+        "pairs": runs.pairs,
+        "sentences": {pair: len(refs) for pair, refs in runs.references.items()},
+        "baseline": chosen,
+        "alpha": alpha,
+        "scores": {
+            mode: {
+                pair: {m: {**_spread(list(v.values())), "per_seed": v} for m, v in by.items()}
+                for pair, by in t.items()
+            }
+            for mode, t in raw.items()
+        },
+        "comparisons": comparisons,
+        "summary": _summary(comparisons, runs.pairs),
+    }
+    if distances is not None:
+        piece_file = Path(pieces) if pieces is not None else Path(run_dirs[0]) / "piece_counts.npz"
+        results["similarity"] = similarity_by_mode(
+            runs, load_distances(distances, distance_column), piece_file if piece_file.is_file() else None,
+            alpha=alpha, resamples=resamples, permutations=permutations,
+        )  # fmt: skip
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = jsonable(results)
+    write_json(results, out / "compare.json")
+    text = format_report(results) + (
+        format_similarity(results["similarity"]) if "similarity" in results else ""
+    )
+    (out / "compare.txt").write_text(text, encoding="utf-8")
+    plot_scores(results, out / "compare.png")
+    return results

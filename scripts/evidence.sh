@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The evidence experiment of configs/evidence_bible.yaml: sum and gradvac x 3 seeds on the Bible
+# corpus (12 languages, 5 families, xx->en and en->xx), then the seed-aware comparison with paired
+# significance and the similarity-vs-distance intervals (Mantel tests, vocabulary control).
+#
+#   bash scripts/evidence.sh                       # all of it; rerun to resume after an interruption
+#   BIBLE=/data/bible bash scripts/evidence.sh --set training.steps=500   # extra args go to training
+#
+# Every mode x seed resumes from its latest checkpoint (--resume), so the script can be stopped and
+# restarted; a finished mode is not retrained. On a shared box wrap it in the box's lock, e.g.
+#   nohup flock /tmp/gradvac-heavy.lock bash scripts/evidence.sh > evidence.log 2>&1 &
+#
+# Expected wall time on this 2-core CPU box, from a timing probe under the lock (2 processes): about
+# 10 h (9-13 h; the header of configs/evidence_bible.yaml has the numbers). Printed at the start.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh
+. .venv/bin/activate
+export DS_ACCELERATOR=${DS_ACCELERATOR:-cpu} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+CONFIG=${CONFIG:-configs/evidence_bible.yaml}
+BIBLE=${BIBLE:-../shared/eval-data/bible}
+DISTANCES=${DISTANCES:-$(dirname "$BIBLE")/distances.csv}
+LANGUAGES=${LANGUAGES:-$(dirname "$BIBLE")/languages.csv}
+RUN_DIR=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['run_dir'])" "$CONFIG")
+EXPECTED="about 10 h on 2 CPU cores: 6 trainings x (1000 steps x ~4.5 s + validation + decoding)"
+for path in "$BIBLE/en.txt" "$DISTANCES" "$LANGUAGES"; do
+  [ -f "$path" ] || { echo "evidence.sh: $path not found (set BIBLE=<dir with en.txt ...>)" >&2; exit 2; }
+done
+echo "evidence.sh: $CONFIG -> $RUN_DIR ($EXPECTED)"
+deepspeed --num_gpus "${NUM_PROCS:-2}" launch/train.py --config "$CONFIG" \
+  --set "data.path=$BIBLE" --resume "$@"
+python -m gradvac_ds.analysis.compare "$RUN_DIR" --out "$RUN_DIR/compare" \
+  --distances "$DISTANCES" --distance-column glottolog_tree
+for seed_dir in "$RUN_DIR"/seed*; do
+  gradvac-analyze "$seed_dir/gradvac" --distances "$DISTANCES" --distance-column glottolog_tree \
+    --families "$LANGUAGES" --family-column family > /dev/null
+done
+echo "comparison: $RUN_DIR/compare/compare.txt (json, png beside it); per-seed reports: $RUN_DIR/seed*/gradvac/analysis/"

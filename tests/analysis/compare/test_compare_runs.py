@@ -1,0 +1,103 @@
+"""compare_runs and the gradvac-compare command on constructed run folders (2 modes x 3 seeds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from compare_corpora import references, write_run
+from synthetic_logs import ACROSS, FAMILIES, GROUPS, WITHIN, planted_cosine
+
+from gradvac_ds.analysis.compare import compare_runs
+from gradvac_ds.analysis.compare.__main__ import main
+from gradvac_ds.analysis.log import SimilarityLog
+
+PAIRS = {"aa-en": references(150, 1), "ab-en": references(150, 2), "ba-en": references(150, 3)}
+ERRORS = {
+    "sum": {"aa-en": 0.4, "ab-en": 0.3, "ba-en": 0.15},
+    "gradvac": {"aa-en": 0.15, "ab-en": 0.3, "ba-en": 0.4},
+}
+FAST = {"bootstrap_samples": 300, "randomisation_trials": 1000}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return write_run(tmp_path_factory.mktemp("cmp") / "run", ERRORS, [0, 1, 2], PAIRS)
+
+
+def test_verdicts_follow_the_planted_gaps(run_dir, tmp_path):
+    results = compare_runs([run_dir], tmp_path / "out", **FAST)
+    assert results["seeds"] == ["seed0", "seed1", "seed2"] and results["baseline"] == "sum"
+    by_pair = results["comparisons"]["gradvac"]
+    for metric in ("BLEU", "chrF"):
+        assert by_pair["aa-en"][metric]["verdict"] == "better"
+        assert by_pair["ab-en"][metric]["verdict"] == "not significant"
+        assert by_pair["ba-en"][metric]["verdict"] == "worse"
+        assert results["summary"]["gradvac"][metric] == {"better": 1, "worse": 1, "not significant": 1}
+    bleu = results["scores"]["gradvac"]["aa-en"]["BLEU"]
+    assert bleu["sd"] > 0 and bleu["mean"] == pytest.approx(np.mean(list(bleu["per_seed"].values())))
+    text = (tmp_path / "out" / "compare.txt").read_text()
+    assert "not significant on 1 of 3 pairs" in text and "signature: nrefs:1|bs:300" in text
+    assert (tmp_path / "out" / "compare.png").stat().st_size > 0
+    assert json.loads((tmp_path / "out" / "compare.json").read_text())["pairs"] == sorted(PAIRS)
+
+
+def test_identical_modes_are_not_significant_anywhere(tmp_path):
+    same = {"sum": {p: 0.3 for p in PAIRS}, "gradvac": {p: 0.3 for p in PAIRS}}
+    run = write_run(tmp_path / "same", same, [0, 1], PAIRS)
+    for seed in (0, 1):  # gradvac's outputs = sum's, sentence for sentence
+        for pair in PAIRS:
+            hyp = run / f"seed{seed}" / "sum" / "translations" / f"{pair}.hyp"
+            (run / f"seed{seed}" / "gradvac" / "translations" / f"{pair}.hyp").write_text(hyp.read_text())
+    results = compare_runs([run], tmp_path / "out", **FAST)
+    for metric in ("BLEU", "chrF"):
+        assert results["summary"]["gradvac"][metric]["not significant"] == 3
+        assert results["comparisons"]["gradvac"]["all"][metric]["verdict"] == "not significant"
+
+
+def test_single_seed_runs_combine_as_seeds(tmp_path):
+    for k in range(2):
+        write_run(tmp_path / f"r{k}", ERRORS, [k], PAIRS)
+    folders = [tmp_path / f"r{k}" / f"seed{k}" for k in range(2)]
+    results = compare_runs(folders, tmp_path / "out", **FAST)
+    assert results["seeds"] == ["seed0", "seed1"]
+
+
+def _write_logs(run_dir: Path, seeds: list[int]) -> Path:
+    languages = list(FAMILIES)
+    families = np.array([FAMILIES[lang] for lang in languages])
+    base = np.where(families[:, None] == families[None, :], WITHIN, ACROSS)
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        folder = run_dir / f"seed{seed}" / "gradvac"
+        with SimilarityLog(folder, [f"{lang}-en" for lang in languages], GROUPS, window=10) as log:
+            for step, stats in enumerate(planted_cosine(rng, languages, base, 40)):
+                log.record(step, stats)
+    return run_dir
+
+
+def test_command_with_distances_reports_similarity_intervals(run_dir, tmp_path, planted_distances, capsys):
+    _write_logs(run_dir, [0, 1, 2])
+    code = main([
+        str(run_dir), "--out", str(tmp_path / "cli"), "--distances", str(planted_distances),
+        "--bootstrap", "200", "--trials", "500", "--resamples", "100", "--permutations", "499",
+    ])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "gradient similarity vs language distance" in printed and "holds" in printed
+    similarity = json.loads((tmp_path / "cli" / "compare.json").read_text())["similarity"]
+    assert list(similarity) == ["gradvac"] and similarity["gradvac"]["seeds"] == 3
+
+
+def test_command_errors_name_the_problem(run_dir, tmp_path, capsys):
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+    assert main([str(run_dir), "--baseline", "pcgrad", "--out", str(tmp_path / "x")]) == 2
+    assert "--baseline 'pcgrad' is not one of the modes" in capsys.readouterr().err
+    broken = write_run(tmp_path / "broken", ERRORS, [0, 1], PAIRS)
+    (broken / "seed1" / "gradvac" / "translations" / "aa-en.ref").write_text("other\n" * 150)
+    assert main([str(broken), "--out", str(tmp_path / "y")]) == 2
+    assert "aa-en.ref differs from the references" in capsys.readouterr().err
+    assert main([str(run_dir), "--trials", "0"]) == 2
