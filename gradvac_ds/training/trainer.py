@@ -210,9 +210,9 @@ def train_mode(
                     tokens += batch.num_tgt_tokens
         engine.step()
         progress.update(step_losses, tokens)
-        if reporting and loss_interval and step % loss_interval == 0:
-            engine.monitor.write_events(losses.events(engine.global_samples))
         done = step + 1
+        if reporting and loss_interval and (step % loss_interval == 0 or done == config.training.steps):
+            engine.monitor.write_events(losses.events(engine.global_samples))
         if done % config.training.eval_interval == 0 or done == config.training.steps:
             valid = validation_losses(engine.module, bundle, config)
             history.append({"step": done, "valid_loss": valid})
