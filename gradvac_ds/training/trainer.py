@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 import gradvac_ds
 from gradvac_ds.analysis.log import SimilarityLog
+from gradvac_ds.config import GradVacConfig
 from gradvac_ds.engine import GradVacEngine
 from gradvac_ds.training import checkpointing, monitoring
 from gradvac_ds.training.data import DataBundle, EncodedTask, build_data, iter_eval_batches
@@ -246,7 +247,7 @@ def final_validation_loss(mode_dir: Path) -> dict[str, float]:
 
 
 def _seed_note(config: RunConfig) -> str:
-    gradvac_seed = config.deepspeed["gradvac"].get("seed", 0)
+    gradvac_seed = GradVacConfig.from_deepspeed_config(config.deepspeed).seed
     return f"seeds: data.seed={config.data.seed} (model init, batches), gradvac.seed={gradvac_seed}"
 
 
