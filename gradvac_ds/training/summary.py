@@ -20,7 +20,7 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _ranking(averages: Mapping[str, float], higher_first: bool, digits: int) -> str:
-    """ "a 12.30 > b 11.95 = c 11.95": modes by their shown (rounded) average, best first."""
+    """Modes by their shown (rounded) average, best first: e.g. "a 12.30 > b 11.95 = c 11.95"."""
     shown = {mode: round(value, digits) for mode, value in averages.items()}
     order = sorted(shown, key=lambda mode: -shown[mode] if higher_first else shown[mode])
     text = f"{order[0]} {shown[order[0]]:.{digits}f}"

@@ -46,6 +46,8 @@ def test_without_a_families_file_family_results_stay_null(run_layout: Path, caps
     report = json.loads((run_layout / "gradvac" / "analysis" / "report.json").read_text())
     assert report["adjusted_rand_index"] is None
     assert any("no --families" in note for note in report["notes"])
+    text = (run_layout / "gradvac" / "analysis" / "report.txt").read_text()
+    assert "Spearman rho (similarity vs distance): n/a, no --distances table was given" in text
 
 
 def test_explicit_families_win_over_the_found_one(run_layout: Path, tmp_path: Path, capsys) -> None:
