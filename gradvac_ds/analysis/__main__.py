@@ -81,8 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = args.out if args.out is not None else mode_dir(args.run_dir) / "analysis"
     families = args.families if args.families is not None else find_families(args.run_dir)
-    if args.families is None and families is not None:
-        print(f"gradvac-analyze: families from {families} (found next to the run; --families to change)")
     replacing = (out / "report.txt").is_file()
     try:
         analyze_run(
@@ -99,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"gradvac-analyze: error: {error}{_mode_hint(args.run_dir)}", file=sys.stderr)
         return 2
+    if args.families is None and families is not None:
+        print(f"gradvac-analyze: families from {families} (found next to the run; --families to change)")
     print(
         f"gradvac-analyze: wrote {out / 'report.txt'}"
         + (" (replacing the previous report)" if replacing else "")
