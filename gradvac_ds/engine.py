@@ -313,13 +313,16 @@ class GradVacEngine:
 
     def _write_monitor(self, outcome: StepOutcome) -> None:
         """Per-pair cosines and fire rates to DeepSpeed's monitor (TensorBoard/CSV/W&B), at the
-        configured interval, for applied steps; the monitor itself writes on rank 0 only."""
+        configured interval, for applied steps, against DeepSpeed's ``global_samples`` (the x-axis of
+        its own learning-rate series); the monitor itself writes on rank 0 only."""
         interval, monitor = self.gradvac_config.log_interval, getattr(self.ds_engine, "monitor", None)
         if not interval or outcome.skipped or monitor is None or not monitor.enabled:
             return
         if outcome.step % interval == 0:
             monitor.write_events(
-                monitor_events(outcome.result, outcome.task_names, outcome.group_names, outcome.step)
+                monitor_events(
+                    outcome.result, outcome.task_names, outcome.group_names, self.ds_engine.global_samples
+                )
             )
 
     def add_step_callback(self, callback: StepCallback) -> None:

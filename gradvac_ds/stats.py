@@ -3,6 +3,7 @@ scalar events for DeepSpeed's monitor (``engine.monitor.write_events``) built fr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -65,7 +66,22 @@ def step_arrays(stats: SimilarityStats, num_groups: int, num_tasks: int) -> Step
 
 
 Event = tuple[str, float, int]
-"""(tag, value, step), the tuple DeepSpeed's MonitorMaster.write_events takes."""
+"""(tag, value, x), the tuple DeepSpeed's MonitorMaster.write_events takes."""
+
+PAIR_JOINER = "_vs_"
+"""Joins two task names in a monitor tag: ``gradvac/cos/de-en_vs_fr-en``."""
+
+
+def tag_part(name: str) -> str:
+    """``name`` made safe for every DeepSpeed monitor: characters other than letters, digits, ``-``,
+    ``_`` and ``.`` become ``_``. TensorBoard rewrites such characters itself (with a warning), and
+    the CSV monitor turns the tag into a file name, so ``|``, ``:`` or spaces must not reach it."""
+    return re.sub(r"[^\w.\-]", "_", name)
+
+
+def pair_tag(a: str, b: str) -> str:
+    """The monitor-tag part of the task pair {a, b}: ``a_vs_b``, each name made safe by :func:`tag_part`."""
+    return f"{tag_part(a)}{PAIR_JOINER}{tag_part(b)}"
 
 
 def monitor_events(
@@ -74,10 +90,12 @@ def monitor_events(
     """Per-pair and overall scalars, averaged over groups to keep the number of tags at K(K-1) + 2.
 
     For each unordered pair {a, b} of tasks with a defined cosine on at least one group:
-      ``gradvac/cos/a|b``   mean over groups of cos(g_a, g_b) (groups where it is defined)
-      ``gradvac/fire/a|b``  fraction of the defined (group, direction) corrections a->b, b->a that fired
+      ``gradvac/cos/a_vs_b``   mean over groups of cos(g_a, g_b) (groups where it is defined)
+      ``gradvac/fire/a_vs_b``  fraction of the defined (group, direction) corrections a->b, b->a that fired
     and over all such pairs: ``gradvac/cos/mean`` (mean of the pair values) and ``gradvac/fire/rate``.
     Pairs of inactive tasks are left out, so a tag is written only on the steps it is defined.
+    ``step`` is the x value of every event (the engine passes DeepSpeed's ``global_samples``, the
+    axis DeepSpeed logs its learning rate on). Tags hold no ``|`` (see :func:`pair_tag`).
     """
     arrays = step_arrays(stats, len(group_names), len(task_names))
     events: list[Event] = []
@@ -88,7 +106,7 @@ def monitor_events(
             valid = arrays.valid[:, i, j]
             if not valid.any():
                 continue
-            pair = f"{task_names[i]}|{task_names[j]}"
+            pair = pair_tag(task_names[i], task_names[j])
             cosine = float(arrays.cosine[valid, i, j].mean())
             evaluated = int(valid.sum() + arrays.valid[:, j, i].sum())
             fired = int(arrays.fired[:, i, j].sum() + arrays.fired[:, j, i].sum())

@@ -186,7 +186,10 @@ def test_statistics_reach_the_deepspeed_monitor(two_ranks):
     assert "cos" in names and "fire" in names, result["files"]
     ours = {name: steps for name, steps in result["steps_logged"].items() if name.startswith("gradvac_")}
     assert len(ours) == 2 * 6 + 2, ours  # cos and fire per task pair, plus the two means
-    assert all(steps == ["0", "2"] for steps in ours.values()), ours
+    # on DeepSpeed's x-axis (global samples): the rows of optimizer steps 0 and 2 of its lr series
+    lr = result["steps_logged"]["Train_Samples_lr.csv"]
+    assert len(lr) == 4 and lr[0] != "0", lr  # one row per step of the 4-step schedule
+    assert all(steps == [lr[0], lr[2]] for steps in ours.values()), (ours, lr)
 
 
 def test_untested_deepspeed_versions_are_refused():

@@ -49,7 +49,7 @@ ALLOWED = {
     "analysis.log": {"core", "analysis.log"},
     "analysis.report": {"core", "analysis.log", "analysis.report"},
     "analysis": {"core", "analysis.log", "analysis.report", "analysis"},
-    "training": {"core", "analysis.log", "training"},
+    "training": {"core", "analysis.log", "analysis.report", "analysis", "training"},
     "planning": {"core", "training", "planning"},
 }
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from synthetic_logs import make_stats
 
-from gradvac_ds.stats import monitor_events
+from gradvac_ds.stats import monitor_events, pair_tag, tag_part
 
 
 def test_pair_values_average_over_groups_and_skip_inactive_tasks():
@@ -19,13 +21,13 @@ def test_pair_values_average_over_groups_and_skip_inactive_tasks():
     raw = monitor_events(stats, ["a-x", "b-x", "c-x"], ["g0", "g1"], 7)
     events = {tag: (value, step) for tag, value, step in raw}
     assert set(events) == {
-        "gradvac/cos/a-x|b-x",
-        "gradvac/fire/a-x|b-x",
+        "gradvac/cos/a-x_vs_b-x",
+        "gradvac/fire/a-x_vs_b-x",
         "gradvac/cos/mean",
         "gradvac/fire/rate",
     }
-    assert events["gradvac/cos/a-x|b-x"] == (pytest.approx(0.3), 7)
-    assert events["gradvac/fire/a-x|b-x"][0] == pytest.approx(3 / 4)
+    assert events["gradvac/cos/a-x_vs_b-x"] == (pytest.approx(0.3), 7)
+    assert events["gradvac/fire/a-x_vs_b-x"][0] == pytest.approx(3 / 4)
     assert events["gradvac/fire/rate"][0] == pytest.approx(3 / 4)
 
 
@@ -33,3 +35,14 @@ def test_wrong_shape_names_the_field():
     stats = make_stats(np.ones((2, 3, 3)), np.zeros((2, 3, 3), bool), np.zeros((2, 3, 3)), np.ones(2, bool))
     with pytest.raises(ValueError, match=r"stats\.active"):
         monitor_events(stats, ["a", "b", "c"], ["g0", "g1"], 0)
+
+
+def test_tags_are_file_names_on_every_monitor():
+    """The CSV monitor turns a tag into a file name (``/`` -> ``_``) and TensorBoard rewrites
+    anything outside ``[-/\\w.]``: no tag may hold ``|``, ``:``, spaces or other separators."""
+    assert pair_tag("de-en", "fr-en") == "de-en_vs_fr-en"
+    assert tag_part("en|de: x") == "en_de__x"
+    cosine = np.full((1, 2, 2), 0.5)
+    stats = make_stats(cosine, np.zeros((1, 2, 2), bool), np.zeros((1, 2, 2)), np.ones(2, bool))
+    for tag, _, _ in monitor_events(stats, ["en|de", "en fr"], ["g0"], 0):
+        assert re.fullmatch(r"[\w./\-]+", tag), tag

@@ -1,4 +1,9 @@
-"""``gradvac-analyze RUN_DIR``: figures and reports from a run's gradient-similarity log."""
+"""``gradvac-analyze RUN_DIR/<mode>``: figures and reports from a mode's gradient-similarity log.
+
+Without ``--families`` the run's ``families.csv`` is used when it lies in the mode folder or one
+folder up (where the trainer writes it). Given a run folder (which has no log of its own), the
+error names its mode folders.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gradvac_ds.analysis.report.analyze import analyze_run
+from gradvac_ds.analysis.report.discovery import find_families, logged_subfolders, mode_dir
 from gradvac_ds.analysis.report.units import LANGUAGE, TASK
 
 
@@ -19,8 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
         "similarity over training, per-layer profile, fire rates, and agreement with language "
         "distances and families.",
     )
-    parser.add_argument("run_dir", type=Path, help="run folder holding gradvac_similarity/ (or that folder)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUN_DIR/analysis)")
+    parser.add_argument(
+        "run_dir",
+        type=Path,
+        help="mode folder holding gradvac_similarity/ (or that folder), e.g. runs/demo/gradvac",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: the mode folder's analysis/)"
+    )
     parser.add_argument(
         "--pairs",
         default=None,
@@ -41,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--families",
         type=Path,
         default=None,
-        help="CSV of language families: language,family or a table with code and family columns",
+        help="CSV of language families: language,family or a table with code and family columns "
+        "(default: families.csv in the mode folder or one folder up, if there is one)",
     )
     parser.add_argument(
         "--family-column",
@@ -66,12 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the analysis; print the report path. Returns 0, or 2 with a message on bad input."""
     args = build_parser().parse_args(argv)
-    out = args.out if args.out is not None else args.run_dir / "analysis"
+    out = args.out if args.out is not None else mode_dir(args.run_dir) / "analysis"
+    families = args.families if args.families is not None else find_families(args.run_dir)
+    replacing = (out / "report.txt").is_file()
     try:
         analyze_run(
             args.run_dir,
             out,
-            families=args.families,
+            families=families,
             distances=args.distances,
             pairs=args.pairs,
             group_by=args.group_by,
@@ -80,10 +95,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             groups=args.groups,
         )
     except (FileNotFoundError, ValueError) as error:
-        print(f"gradvac-analyze: error: {error}", file=sys.stderr)
+        print(f"gradvac-analyze: error: {error}{_mode_hint(args.run_dir)}", file=sys.stderr)
         return 2
-    print(f"gradvac-analyze: wrote {out / 'report.txt'}")
+    if args.families is None and families is not None:
+        print(f"gradvac-analyze: families from {families} (found next to the run; --families to change)")
+    print(
+        f"gradvac-analyze: wrote {out / 'report.txt'}"
+        + (" (replacing the previous report)" if replacing else "")
+    )
     return 0
+
+
+def _mode_hint(path: Path) -> str:
+    """For a run folder: which of its subfolders have a log, and the command for one of them."""
+    modes = logged_subfolders(path)
+    if not modes:
+        return ""
+    example = next((m for m in modes if m.name == "gradvac"), modes[0])
+    names = ", ".join(str(m) for m in modes)
+    return f"\n{path} is a run folder; its modes have logs: {names}\nanalyse one: gradvac-analyze {example}"
 
 
 if __name__ == "__main__":

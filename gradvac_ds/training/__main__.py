@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
+from collections.abc import Mapping
 
 import yaml
+
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK")
+"""Set by the deepspeed launcher, torchrun or an MPI launcher; any of them means "launched"."""
 
 
 def _overrides(pairs: list[str]) -> dict[str, object]:
@@ -19,8 +25,30 @@ def _overrides(pairs: list[str]) -> dict[str, object]:
     return out
 
 
+def single_process_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables that make a process started without a launcher rank 0 of a world of one
+    (a free local port), or {} when a launcher set any of :data:`LAUNCHER_VARIABLES` or srun
+    started several tasks. Without them DeepSpeed falls back to MPI discovery (needs mpi4py)."""
+    tasks = environ.get("SLURM_NTASKS", "1")
+    if any(name in environ for name in LAUNCHER_VARIABLES) or (
+        "SLURM_PROCID" in environ and tasks.isdigit() and int(tasks) > 1
+    ):
+        return {}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    return {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": environ.get("MASTER_ADDR", "127.0.0.1"),
+        "MASTER_PORT": environ.get("MASTER_PORT", port),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Train (and compare) GradVac modes from a run config, under deepspeed/torchrun/SLURM."""
+    """Train (and compare) GradVac modes from a run config, under deepspeed/torchrun/SLURM, or as one
+    process when started without a launcher."""
     parser = argparse.ArgumentParser(prog="gradvac-train", description=main.__doc__)
     parser.add_argument("--config", required=True, help="run config YAML (see configs/)")
     parser.add_argument("--mode", action="append", help="train only this mode (repeatable)")
@@ -30,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if single := single_process_environment(os.environ):
+        os.environ.update(single)
+        print(
+            "gradvac-train: no launcher environment (RANK, WORLD_SIZE, ...): one process, rank 0 of 1",
+            file=sys.stderr,
+        )
 
     from gradvac_ds.training.run_config import RunConfig
 

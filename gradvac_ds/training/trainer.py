@@ -4,7 +4,10 @@ For each training mode of the run config (e.g. ``sum``, ``pcgrad``, ``gradvac``,
 seed), :func:`train_mode` builds the megatron-core model, initialises DeepSpeed with GradVac, runs
 the step schedule (each task's micro-batches under its name), validates, checkpoints, and finally
 decodes the test split, scores it with sacreBLEU and writes the hypotheses and references
-(``<mode_dir>/translations/<pair>.hyp`` / ``.ref``). :func:`run` compares the modes in one table.
+(``<mode_dir>/translations/<pair>.hyp`` / ``.ref``) and a few samples (``<mode_dir>/samples.txt``).
+:func:`run` compares the modes in one table. Losses, BLEU and chrF also go to DeepSpeed's monitor
+when the DeepSpeed config enables one (see :mod:`gradvac_ds.training.monitoring`); each mode and
+the run end with a summary table (:mod:`gradvac_ds.training.summary`).
 
 With ``training.seeds`` the run trains every mode once per seed on the same data and vocabulary
 (the seed replaces ``data.seed``, i.e. the model initialisation and the step schedule, and the
@@ -34,13 +37,18 @@ from tqdm import tqdm
 
 import gradvac_ds
 from gradvac_ds.analysis.log import SimilarityLog
+from gradvac_ds.config import split_config
 from gradvac_ds.engine import GradVacEngine
-from gradvac_ds.training import checkpointing
+from gradvac_ds.training import checkpointing, monitoring
 from gradvac_ds.training.data import DataBundle, EncodedTask, build_data, iter_eval_batches
 from gradvac_ds.training.evaluation import SpecialTokens, beam_search, greedy_decode, score_by_pair
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel, parallel_groups
 from gradvac_ds.training.modeling import build_model
 from gradvac_ds.training.run_config import RunConfig
+from gradvac_ds.training.summary import comparison_table, mode_summary, write_samples
+
+SAMPLES_PER_PAIR = 3
+"""Sample translations per pair written to ``<mode_dir>/samples.txt``."""
 
 
 def inverse_sqrt_schedule(warmup_steps: int):
@@ -77,7 +85,7 @@ def validation_losses(model: torch.nn.Module, bundle: DataBundle, config: RunCon
     was_training = model.training
     model.eval()
     losses = {}
-    for task, evalset in bundle.valid.items():
+    for task, evalset in monitoring.progress(bundle.valid.items(), "validation", len(bundle.valid)):
         total, tokens = 0.0, 0
         for batch in iter_eval_batches(
             evalset.encoded, config.evaluation.batch_tokens, config.data.batching.max_sentences
@@ -102,16 +110,17 @@ def write_translations(directory: Path, outputs: dict[str, tuple[list[str], list
 
 @torch.no_grad()
 def evaluate_bleu(
-    model: torch.nn.Module, bundle: DataBundle, config: RunConfig, translations: Path | None = None
+    model: torch.nn.Module, bundle: DataBundle, config: RunConfig, mode_dir: Path | None = None
 ) -> dict[str, dict[str, Any]]:
     """Decode the test split (greedy or beam), detokenise, and score each pair with sacreBLEU;
-    rank 0 writes the hypotheses and references to ``translations`` when it is given."""
+    with ``mode_dir``, rank 0 writes every hypothesis and reference to ``mode_dir/translations`` and
+    the first sentences of each pair to ``mode_dir/samples.txt``."""
     was_training = model.training
     model.eval()
     vocab, ev = bundle.vocabulary, config.evaluation
     special = SpecialTokens(bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id)
     outputs = {}
-    for task, evalset in bundle.test.items():
+    for task, evalset in monitoring.progress(bundle.test.items(), "decoding test", len(bundle.test)):
         count = min(ev.max_sentences, len(evalset.references))
         encoded = evalset.encoded
         subset = EncodedTask(encoded.task, encoded.tag_id, encoded.src[:count], encoded.tgt[:count])
@@ -125,8 +134,10 @@ def evaluate_bleu(
             hypotheses.extend(vocab.decode(row) for row in ids)
         outputs[task] = (hypotheses, evalset.references[:count])
     model.train(was_training)
-    if translations is not None and _is_main():
-        write_translations(translations, outputs)
+    if mode_dir is not None and _is_main():
+        write_translations(mode_dir / "translations", outputs)
+        texts = {task: (bundle.test[task].sources, refs, hyps) for task, (hyps, refs) in outputs.items()}
+        write_samples(mode_dir / "samples.txt", texts, SAMPLES_PER_PAIR)
     return {pair: vars(scores) for pair, scores in score_by_pair(outputs).items()}
 
 
@@ -166,15 +177,20 @@ def _build_engine(config: RunConfig, mode: str, bundle: DataBundle) -> GradVacEn
         model=model,
         optimizer=optimizer,
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-        config=config.deepspeed_config(mode, bundle.tasks),
+        config=monitoring.per_mode_monitors(
+            config.deepspeed_config(mode, bundle.tasks), config.run_dir, mode
+        ),
         mpu=MegatronMPU(),
     )
     return engine
 
 
-def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -> dict[str, Any]:
+def train_mode(
+    config: RunConfig, mode: str, bundle: DataBundle, resume: bool, position: str = ""
+) -> dict[str, Any]:
     """Train one mode to ``training.steps`` (resuming from its latest checkpoint if asked) and
-    return its test scores; results go to ``<run_dir>/<mode>/``."""
+    return its test scores; results go to ``<run_dir>/<mode>/``. ``position`` (e.g. "mode 2 of 3")
+    labels the progress bar and the summary."""
     mode_dir = Path(config.run_dir) / mode
     ckpt_dir = mode_dir / "checkpoints"
     engine = _build_engine(config, mode, bundle)
@@ -196,7 +212,11 @@ def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -
             mode_dir, engine.state.task_names, engine.grouping.group_names, metadata=metadata
         )
         engine.add_step_callback(lambda o: o.skipped or similarity_log.record(o.step, o.result))
-    progress = _Progress(config.training.steps, start, mode, dp_world)
+    label = f"{mode} ({position})" if position else mode
+    progress = _Progress(config.training.steps, start, label, dp_world)
+    reporting = monitoring.monitor_enabled(engine)
+    losses = monitoring.TrainLossMeter(bundle.tasks, _device(), groups.data_parallel)
+    loss_interval = engine.gradvac_config.log_interval
     history: list[dict[str, Any]] = []
     for step in range(start, config.training.steps):
         step_losses, tokens = defaultdict(float), 0
@@ -206,47 +226,50 @@ def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -
                     batch = batch.to(_device())
                     loss = engine(batch.src, batch.tgt)
                     engine.backward(loss)
-                    step_losses[task] += loss.item() / len(batches)
+                    value = loss.item()
+                    step_losses[task] += value / len(batches)
+                    losses.add(task, value, batch.num_tgt_tokens)
                     tokens += batch.num_tgt_tokens
         engine.step()
         progress.update(step_losses, tokens)
         done = step + 1
+        if reporting and loss_interval and (step % loss_interval == 0 or done == config.training.steps):
+            engine.monitor.write_events(losses.events(engine.global_samples))
         if done % config.training.eval_interval == 0 or done == config.training.steps:
-            history.append({"step": done, "valid_loss": validation_losses(engine.module, bundle, config)})
+            valid = validation_losses(engine.module, bundle, config)
+            history.append({"step": done, "valid_loss": valid})
+            if reporting:
+                engine.monitor.write_events(monitoring.validation_events(valid, engine.global_samples))
         if done % config.training.checkpoint_interval == 0 or done == config.training.steps:
-            checkpointing.save(engine, ckpt_dir, f"step{done}", schedule.state_dict())
+            with monitoring.announce(f"{label}: checkpoint step{done}"):
+                checkpointing.save(engine, ckpt_dir, f"step{done}", schedule.state_dict())
     progress.close()
+    if not history:  # resumed a finished mode: its final validation loss for the summary
+        history.append({"step": start, "valid_loss": validation_losses(engine.module, bundle, config)})
     if similarity_log is not None:
         similarity_log.close()
-    scores = evaluate_bleu(engine.module, bundle, config, mode_dir / "translations")
+    scores = evaluate_bleu(engine.module, bundle, config, mode_dir)
+    if reporting:
+        engine.monitor.write_events(monitoring.score_events(scores, engine.global_samples))
     if _is_main():
         mode_dir.mkdir(parents=True, exist_ok=True)
         (mode_dir / "bleu.json").write_text(json.dumps(scores, indent=2))
         (mode_dir / "validation.json").write_text(json.dumps(history, indent=2))
+        summary = mode_summary(mode, label, history[-1]["step"], scores, history[-1]["valid_loss"])
+        (mode_dir / "summary.txt").write_text(summary + "\n")
+        tqdm.write(summary)
     dist.barrier()
     return scores
 
 
-def comparison_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """BLEU (chrF) per language pair and mode, with the average row."""
-    modes = list(results)
-    pairs = sorted({pair for scores in results.values() for pair in scores})
-    width = max(len(p) for p in [*pairs, "average"]) + 2
-    lines = [" " * width + "".join(f"{m:>18}" for m in modes)]
-    for pair in [*pairs, "average"]:
-        cells = []
-        for mode in modes:
-            scores = results[mode]
-            if pair == "average":
-                bleu = sum(s["bleu"] for s in scores.values()) / len(scores)
-                chrf = sum(s["chrf"] for s in scores.values()) / len(scores)
-            else:
-                bleu, chrf = scores[pair]["bleu"], scores[pair]["chrf"]
-            cells.append(f"{bleu:9.2f} ({chrf:5.1f})")
-        lines.append(f"{pair:<{width}}" + "".join(cells))
-    signature = next(iter(next(iter(results.values())).values()))["bleu_signature"]
-    lines.append(f"BLEU (chrF); {signature}")
-    return "\n".join(lines)
+def final_validation_loss(mode_dir: Path) -> dict[str, float]:
+    """The last validation losses per pair that ``<mode_dir>/validation.json`` holds."""
+    return json.loads((mode_dir / "validation.json").read_text())[-1]["valid_loss"]
+
+
+def _seed_note(config: RunConfig) -> str:
+    gradvac_seed = split_config(config.deepspeed)[1].seed
+    return f"seeds: data.seed={config.data.seed} (model init, batches), gradvac.seed={gradvac_seed}"
 
 
 def write_piece_counts(path: Path, bundle: DataBundle) -> None:
@@ -275,6 +298,16 @@ def seeded(config: RunConfig, bundle: DataBundle, seed: int) -> tuple[RunConfig,
     return run_config, dataclasses.replace(bundle, config=data)
 
 
+def _train_modes(
+    config: RunConfig, modes: list[str], bundle: DataBundle, resume: bool, prefix: str = ""
+) -> dict[str, Any]:
+    """Train each mode in turn, labelled "mode i of n" (after ``prefix``)."""
+    return {
+        mode: train_mode(config, mode, bundle, resume, f"{prefix}mode {i} of {len(modes)}")
+        for i, mode in enumerate(modes, 1)
+    }
+
+
 def run(config: RunConfig, modes: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
     """Train and evaluate every mode (per seed with ``training.seeds``); write ``<run_dir>/bleu.json``
     and print the comparison (with seeds: ``{"seed<s>": {mode: scores}}`` and ``<run_dir>/compare/``)."""
@@ -289,10 +322,13 @@ def run(config: RunConfig, modes: list[str] | None = None, resume: bool = False)
         write_piece_counts(run_dir / "piece_counts.npz", bundle)
     chosen = modes or config.training.modes
     if not config.training.seeds:
-        results = {mode: train_mode(config, mode, bundle, resume) for mode in chosen}
+        results = _train_modes(config, chosen, bundle, resume)
         if _is_main():
             (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
-            print(comparison_table(results), flush=True)
+            valid = {mode: final_validation_loss(run_dir / mode) for mode in results}
+            table = comparison_table(results, valid, _seed_note(config))
+            (run_dir / "summary.txt").write_text(table + "\n")
+            print(table, flush=True)
         return results
     # imported before training, so that a missing "analysis" extra fails now, not after the runs
     from gradvac_ds.analysis.compare import compare_runs
@@ -300,7 +336,7 @@ def run(config: RunConfig, modes: list[str] | None = None, resume: bool = False)
     results = {}
     for seed in config.training.seeds:
         seed_config, seed_bundle = seeded(config, bundle, seed)
-        results[f"seed{seed}"] = {mode: train_mode(seed_config, mode, seed_bundle, resume) for mode in chosen}
+        results[f"seed{seed}"] = _train_modes(seed_config, chosen, seed_bundle, resume, f"seed {seed}, ")
     if _is_main():
         (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
         compare_runs([run_dir], run_dir / "compare")

@@ -89,6 +89,24 @@ def test_run_writes_checkpoints_scores_and_similarity_log(uninterrupted):
     assert (uninterrupted / "families.csv").read_text().startswith("language,family\nqaa,")
 
 
+def test_monitor_series_share_the_global_samples_axis_under_the_launcher(uninterrupted):
+    """demo.yaml enables the CSV monitor: lr, per-task training/validation loss (reduced over both
+    ranks), BLEU and GradVac's scalars land in monitor/gradvac/ against the same x values."""
+    monitor = uninterrupted / "monitor" / "gradvac"
+
+    def xs(name: str) -> list[int]:
+        return [int(line.split(",")[0]) for line in (monitor / name).read_text().splitlines()[1:]]
+
+    lr = xs("Train_Samples_lr.csv")
+    assert len(lr) == STEPS and lr == [lr[0] * (s + 1) for s in range(STEPS)]
+    assert xs("gradvac_cos_mean.csv") == [lr[0], lr[10]]  # log_interval 10: optimizer steps 0 and 10
+    assert set(xs("Train_Samples_loss_en-qaa.csv")) <= {lr[0], lr[10], lr[STEPS - 1]}
+    assert xs("Valid_Samples_loss_mean.csv") == [lr[5], lr[STEPS - 1]]  # eval_interval 6
+    assert xs("Test_Samples_bleu_average.csv") == [lr[STEPS - 1]]
+    assert "ranking" not in (uninterrupted / "gradvac" / "summary.txt").read_text()
+    assert (uninterrupted / "gradvac" / "samples.txt").read_text().count("HYP: ") == 6 * 3
+
+
 def test_killed_run_resumes_to_identical_parameters(uninterrupted, tmp_path):
     run_dir = tmp_path / "killed"
     run_dir.mkdir()

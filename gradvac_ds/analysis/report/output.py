@@ -37,6 +37,16 @@ def _top_pairs(similarity: Mapping[str, float | None], count: int) -> list[str]:
     return ["most similar pairs:", *most, *(["least similar pairs:", *least] if least else [])]
 
 
+def _spearman_line(results: Mapping[str, Any]) -> str:
+    if results["distance_column"] is None:
+        return "Spearman rho (similarity vs distance): n/a, no --distances table was given"
+    return (
+        f"Spearman rho (similarity vs distance '{results['distance_column']}'): "
+        f"{_number(results['spearman_rho'])}, p = {_number(results['spearman_p'], '.3g')}, "
+        f"over {results['spearman_pairs']} pairs"
+    )
+
+
 def write_text(results: Mapping[str, Any], path: Path) -> Path:
     """report.txt: the headline numbers, the reasons for any missing value, and the figure list."""
     first, last = results["step_range"]
@@ -56,9 +66,7 @@ def write_text(results: Mapping[str, Any], path: Path) -> Path:
         f"GradVac fire rate overall: {_number(fire['overall'])}; mean |coefficient| when fired: "
         f"{_number(coefficient['overall'], '.3g')}",
         "",
-        f"Spearman rho (similarity vs distance '{results['distance_column']}'): "
-        f"{_number(results['spearman_rho'])}, p = {_number(results['spearman_p'], '.3g')}, "
-        f"over {results['spearman_pairs']} pairs",
+        _spearman_line(results),
         f"adjusted Rand index (dendrogram cut into {results['num_families']} clusters vs families): "
         f"{_number(results['adjusted_rand_index'])}",
         f"intra-family mean similarity: {_number(results['intra_family_mean_similarity'])}",
