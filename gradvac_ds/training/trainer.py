@@ -27,12 +27,14 @@ from tqdm import tqdm
 import gradvac_ds
 from gradvac_ds.analysis.log import SimilarityLog
 from gradvac_ds.engine import GradVacEngine
-from gradvac_ds.training import checkpointing
+from gradvac_ds.training import checkpointing, jit_ops, outputs
 from gradvac_ds.training.data import DataBundle, EncodedTask, build_data, iter_eval_batches
+from gradvac_ds.training.errors import Interrupted
 from gradvac_ds.training.evaluation import SpecialTokens, beam_search, greedy_decode, score_by_pair
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel, parallel_groups
 from gradvac_ds.training.modeling import build_model
 from gradvac_ds.training.run_config import RunConfig
+from gradvac_ds.training.stopping import SkipStreak, StopSignals
 
 
 def inverse_sqrt_schedule(warmup_steps: int):
@@ -149,9 +151,17 @@ def _build_engine(config: RunConfig, mode: str, bundle: DataBundle) -> GradVacEn
     return engine
 
 
-def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -> dict[str, Any]:
+def train_mode(
+    config: RunConfig, mode: str, bundle: DataBundle, resume: bool, stop: StopSignals
+) -> dict[str, Any]:
     """Train one mode to ``training.steps`` (resuming from its latest checkpoint if asked) and
-    return its test scores; results go to ``<run_dir>/<mode>/``."""
+    return its test scores; results go to ``<run_dir>/<mode>/``.
+
+    Raises:
+        Interrupted: a stop was requested (``stop``); the final checkpoint is written.
+        SkippedStepsError: ``training.max_consecutive_skipped_steps`` steps in a row were skipped.
+        NonFiniteModelError, CheckpointError: a checkpoint must not be written, or cannot be loaded.
+    """
     mode_dir = Path(config.run_dir) / mode
     ckpt_dir = mode_dir / "checkpoints"
     engine = _build_engine(config, mode, bundle)
@@ -174,7 +184,8 @@ def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -
         )
         engine.add_step_callback(lambda o: o.skipped or similarity_log.record(o.step, o.result))
     progress = _Progress(config.training.steps, start, mode, dp_world)
-    history: list[dict[str, Any]] = []
+    history = outputs.ValidationHistory(mode_dir, start) if _is_main() else None
+    skips = SkipStreak(config.training.max_consecutive_skipped_steps)
     for step in range(start, config.training.steps):
         step_losses, tokens = defaultdict(float), 0
         for task, batches in schedule.next_step().items():
@@ -185,13 +196,24 @@ def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -
                     engine.backward(loss)
                     step_losses[task] += loss.item() / len(batches)
                     tokens += batch.num_tgt_tokens
-        engine.step()
+        outcome = engine.step()
         progress.update(step_losses, tokens)
         done = step + 1
+        skips.update(done, outcome.skipped, getattr(outcome, "skip_reason", None))
         if done % config.training.eval_interval == 0 or done == config.training.steps:
-            history.append({"step": done, "valid_loss": validation_losses(engine.module, bundle, config)})
-        if done % config.training.checkpoint_interval == 0 or done == config.training.steps:
+            losses = validation_losses(engine.module, bundle, config)
+            if history is not None:
+                history.append(done, losses)
+        saved = done % config.training.checkpoint_interval == 0 or done == config.training.steps
+        if saved:
             checkpointing.save(engine, ckpt_dir, f"step{done}", schedule.state_dict())
+        if (signum := stop.agreed()) is not None:
+            if not saved:
+                checkpointing.save(engine, ckpt_dir, f"step{done}", schedule.state_dict())
+            progress.close()
+            if similarity_log is not None:
+                similarity_log.close()
+            raise Interrupted(signum, f"stopped at step {done}: final checkpoint {ckpt_dir / f'step{done}'}")
     progress.close()
     if similarity_log is not None:
         similarity_log.close()
@@ -199,7 +221,6 @@ def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -
     if _is_main():
         mode_dir.mkdir(parents=True, exist_ok=True)
         (mode_dir / "bleu.json").write_text(json.dumps(scores, indent=2))
-        (mode_dir / "validation.json").write_text(json.dumps(history, indent=2))
     dist.barrier()
     return scores
 
@@ -226,17 +247,31 @@ def comparison_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def run(config: RunConfig, modes: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train and evaluate every mode; write ``<run_dir>/bleu.json`` and print the comparison."""
-    setup_distributed(config)
-    bundle = build_data(config.data)
+def run(
+    config: RunConfig, modes: list[str] | None = None, resume: bool = False, overwrite: bool = False
+) -> dict[str, Any]:
+    """Train and evaluate every mode; write ``<run_dir>/bleu.json`` and print the comparison.
+
+    ``resume`` continues each mode from its latest checkpoint; ``overwrite`` deletes the modes'
+    earlier outputs first. With neither, a run directory holding a mode's outputs is refused.
+    SIGTERM/SIGINT stop the run at the next step boundary with a final checkpoint (``Interrupted``).
+    """
+    modes = list(modes or config.training.modes)
     run_dir = Path(config.run_dir)
+    outputs.check_run_dir(run_dir, modes, resume, overwrite)
+    jit_ops.check_build_locks()
+    setup_distributed(config)
+    if overwrite and _is_main():
+        outputs.clear_modes(run_dir, modes)
+    dist.barrier()
+    bundle = build_data(config.data)
     if _is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         if bundle.families:
             rows = "".join(f"{lang},{family}\n" for lang, family in sorted(bundle.families.items()))
             (run_dir / "families.csv").write_text("language,family\n" + rows)
-    results = {mode: train_mode(config, mode, bundle, resume) for mode in modes or config.training.modes}
+    with StopSignals() as stop:
+        results = {mode: train_mode(config, mode, bundle, resume, stop) for mode in modes}
     if _is_main():
         (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
         print(comparison_table(results), flush=True)
