@@ -36,7 +36,7 @@ WATCH_INTERVAL_S = 1.0
 
 class StopSignals:
     """Context manager: while inside, SIGTERM/SIGINT (and a lost deepspeed runner) are recorded as
-    a stop request instead of ending the process; the previous handlers come back on exit."""
+    a stop request instead of ending the process."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -58,9 +58,13 @@ class StopSignals:
     def __exit__(
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Stop the watcher and restore the previous handlers, unless a stop was requested: then the
+        process is about to exit with 128 + that signal, and a launcher's follow-up SIGTERM must not
+        change its status."""
         self._done.set()
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        if self.received is None:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
 
     def request(self, signum: int, why: str) -> None:
         """Record a stop request (the first one wins) and say so on stderr."""
