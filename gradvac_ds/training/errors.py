@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import signal
 
+from gradvac_ds.errors import GradVacError
 
-class RunStopped(Exception):
+
+class RunStopped(GradVacError, RuntimeError):
     """A run that stops before its last step; ``exit_code`` is the process's exit status."""
 
     exit_code = 1

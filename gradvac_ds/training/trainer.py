@@ -199,7 +199,7 @@ def train_mode(
         outcome = engine.step()
         progress.update(step_losses, tokens)
         done = step + 1
-        skips.update(done, outcome.skipped, getattr(outcome, "skip_reason", None))
+        skips.update(done, outcome.skipped, outcome.skip_reason)
         if done % config.training.eval_interval == 0 or done == config.training.steps:
             losses = validation_losses(engine.module, bundle, config)
             if history is not None:

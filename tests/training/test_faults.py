@@ -229,7 +229,7 @@ def test_skipped_steps_stop_the_run_and_overwrite_replaced_the_old_outputs(root)
 
 def test_run_dir_null_is_an_error_naming_the_field():
     values = {"run_dir": None, "deepspeed": {"gradvac": {}}}
-    with pytest.raises(ConfigError, match=r"run_dir is required.*got None"):
+    with pytest.raises(ConfigError, match=r"run_dir = None must be a string"):
         RunConfig.from_dict(values)
 
 
