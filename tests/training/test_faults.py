@@ -344,3 +344,46 @@ def test_setup_builds_the_jit_ops():
     assert proc.returncode == 0, proc.stderr[-3000:]
     (folder,) = re.findall(r"^built (.+)$", proc.stdout, flags=re.MULTILINE)
     assert Path(folder, "deepspeed_shm_comm.so").is_file()
+
+
+STUB_SRUN = """#!{python}
+import pathlib, signal, sys, time
+log = pathlib.Path({log!r})
+def stop(signum, frame):
+    log.write_text(log.read_text() + signal.Signals(signum).name + "\\n")
+    sys.exit(128 + signum)
+signal.signal(signal.SIGTERM, stop)
+log.write_text("started " + " ".join(sys.argv[1:4]) + "\\n")
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_slurm_script_forwards_the_signal_to_its_launcher(tmp_path, signum):
+    """launch/slurm.sbatch run by bash as SLURM would, with stand-ins for SLURM's own commands (this
+    machine has no SLURM): ``scontrol`` names one host, ``srun`` records the signals it gets. SIGTERM or
+    SIGINT to the batch script must reach srun as SIGTERM (srun passes it on to every task), and the
+    script must wait for srun and exit with its status."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "srun.log"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text("#!/bin/sh\necho localhost\n")
+    (bin_dir / "srun").write_text(STUB_SRUN.format(python=sys.executable, log=str(log)))
+    for stub in ("scontrol", "srun"):
+        (bin_dir / stub).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", SLURM_JOB_NODELIST="n1", SLURM_JOB_ID="7")
+    env["SLURM_NNODES"] = "1"
+    cmd = ["bash", "launch/slurm.sbatch", "configs/demo.yaml", "torchrun"]
+    script = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (log.is_file() and log.read_text().startswith("started")):
+            assert script.poll() is None and time.monotonic() < deadline, "srun never started"
+            time.sleep(0.05)
+        script.send_signal(signum)
+        code = script.wait(timeout=30)
+    finally:
+        stop(script)
+        for proc in session(script.pid):
+            proc.kill()
+    assert log.read_text().splitlines()[1:] == ["SIGTERM"]  # SIGINT too is passed on as SIGTERM
+    assert code == 128 + signal.SIGTERM
