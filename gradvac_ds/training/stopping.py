@@ -40,6 +40,8 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.why = ""
+        self._reported = False
         self._previous: dict[int, object] = {}
         self._done = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -67,15 +69,11 @@ class StopSignals:
                 signal.signal(signum, handler)
 
     def request(self, signum: int, why: str) -> None:
-        """Record a stop request (the first one wins) and say so on stderr."""
+        """Record a stop request (the first one wins). Nothing is printed here: a signal handler that
+        writes to stderr while the interrupted code is writing there fails (a reentrant call)."""
         if self.received is None:
+            self.why = why
             self.received = signum
-            name = signal.Signals(signum).name
-            print(
-                f"rank {dist.get_rank()}: {why}; stopping after this step ({name})",
-                file=sys.stderr,
-                flush=True,
-            )
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.request(signum, f"received {signal.Signals(signum).name}")
@@ -92,6 +90,9 @@ class StopSignals:
 
     def agreed(self) -> int | None:
         """Collective: the largest signal number recorded on any rank, or None when none was."""
+        if self.received is not None and not self._reported:
+            self._reported = True
+            print(f"rank {dist.get_rank()}: {self.why}; stopping at this step boundary", file=sys.stderr)
         device = torch.device(deepspeed.get_accelerator().current_device_name())
         flag = torch.tensor([self.received or 0], dtype=torch.int32, device=device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
