@@ -18,7 +18,6 @@ from pathlib import Path
 
 import deepspeed
 import deepspeed.ops
-from torch.utils.cpp_extension import _get_build_directory
 
 from gradvac_ds.training.errors import RunStopped
 
@@ -47,9 +46,17 @@ def _jit_builders() -> list:
     return builders
 
 
+def _build_dir(name: str) -> Path:
+    """Where torch builds extension ``name`` (``TORCH_EXTENSIONS_DIR`` or its default, per Python and
+    CUDA version); torch's own function, imported here as it pulls in setuptools."""
+    from torch.utils.cpp_extension import _get_build_directory
+
+    return Path(_get_build_directory(name, verbose=False))
+
+
 def build_lock_paths() -> list[Path]:
     """The torch build-lock path of each op this run compiles just in time (whether it exists or not)."""
-    return [Path(_get_build_directory(builder.NAME, verbose=False)) / "lock" for builder in _jit_builders()]
+    return [_build_dir(builder.NAME) / "lock" for builder in _jit_builders()]
 
 
 def check_build_locks(stale_after_s: float = STALE_AFTER_S) -> None:
@@ -79,7 +86,7 @@ def build() -> list[Path]:
     folders = []
     for builder in _jit_builders():
         builder.load(verbose=False)
-        folders.append(Path(_get_build_directory(builder.NAME, verbose=False)))
+        folders.append(_build_dir(builder.NAME))
     return folders
 
 
