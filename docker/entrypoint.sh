@@ -18,7 +18,7 @@ if [ -d "$key_dir" ]; then
 fi
 
 if [ "${GRADVAC_START_SSHD:-1}" = 1 ]; then
-  ssh-keygen -A >/dev/null  # host keys per container, never baked into the image
+  ssh-keygen -A >/dev/null  # this container's own host keys: the image holds none (docker/Dockerfile)
   /usr/sbin/sshd
 fi
 

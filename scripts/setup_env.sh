@@ -12,3 +12,7 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[dev]"
+# DeepSpeed compiles its CPU communication op (deepspeed_shm_comm) at a run's first start unless it is
+# built: build it now, so that no run compiles it (a run killed while compiling would leave torch's build
+# lock behind; gradvac-train reports such a stale lock with its path instead of waiting on it).
+DS_ACCELERATOR=${DS_ACCELERATOR:-cpu} python -m gradvac_ds.training.jit_ops

@@ -60,3 +60,16 @@ def test_ssh_for_the_launcher(instructions):
     sshd = (DOCKER / "sshd_config").read_text()
     assert "PasswordAuthentication no" in sshd and "Port 2222" in sshd
     assert "Port 2222" in (DOCKER / "ssh_config").read_text()
+
+
+def test_the_image_holds_no_ssh_host_keys(instructions):
+    """openssh-server's install generates host keys: the same RUN deletes them, nothing later makes
+    new ones, and each container generates its own before it starts sshd."""
+    runs = [rest for keyword, rest in instructions if keyword == "RUN"]
+    (install,) = [run for run in runs if "openssh-server" in run]
+    assert re.search(r"rm -f /etc/ssh/ssh_host_\*(\s|$)", install)
+    assert install.index("apt-get install") < install.index("rm -f /etc/ssh/ssh_host_*")
+    assert not any("ssh-keygen" in run for run in runs)
+    entrypoint = [line.split("#")[0].strip() for line in (DOCKER / "entrypoint.sh").read_text().splitlines()]
+    keygen = entrypoint.index("ssh-keygen -A >/dev/null")
+    assert keygen < entrypoint.index("/usr/sbin/sshd")

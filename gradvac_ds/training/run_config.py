@@ -85,6 +85,14 @@ class TrainingSection:
     ``dist_timeout_minutes`` bounds every collective: a rank that waits longer (a peer hung, or a
     checkpoint of a large model still being written on another rank) fails the job instead of
     hanging it. DeepSpeed's default is 30 minutes.
+
+    ``max_consecutive_skipped_steps`` stops the run with an error after that many optimizer steps
+    in a row were skipped (a non-finite gradient, or DeepSpeed's overflow check); 0 never stops.
+    The default, 50, lets DeepSpeed's own fp16 loss scaler calibrate: from its default initial scale
+    2^16 (hysteresis 2, minimum scale 1) it skips 17 steps in a row and raises on its own at the 18th
+    (from 2^32, the largest initial scale in common use, at the 34th). A bf16/fp32 run has no scale to
+    calibrate: a streak of skips there means the model or the data went bad, and 50 wasted steps
+    are few.
     """
 
     steps: int = 200
@@ -97,11 +105,13 @@ class TrainingSection:
     modes: tuple[str, ...] = (Mode.GRADVAC.value,)
     seeds: tuple[int, ...] = ()
     dist_timeout_minutes: float = 30.0
+    max_consecutive_skipped_steps: int = 50
 
     def __post_init__(self) -> None:
         for name in ("steps", "dist_timeout_minutes", "lr", "eval_interval", "checkpoint_interval"):
             check_positive(name, getattr(self, name))
         check_range("warmup_steps", self.warmup_steps, 0)
+        check_range("max_consecutive_skipped_steps", self.max_consecutive_skipped_steps, 0)
         check_range("weight_decay", self.weight_decay, 0.0)
         for beta in self.betas:
             check_range("betas", beta, 0.0, 1.0)

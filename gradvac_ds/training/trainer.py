@@ -39,12 +39,14 @@ import gradvac_ds
 from gradvac_ds.analysis.log import SimilarityLog
 from gradvac_ds.config import split_config
 from gradvac_ds.engine import GradVacEngine
-from gradvac_ds.training import checkpointing, monitoring
+from gradvac_ds.training import checkpointing, jit_ops, monitoring, outputs
 from gradvac_ds.training.data import DataBundle, EncodedTask, build_data, iter_eval_batches
+from gradvac_ds.training.errors import Interrupted
 from gradvac_ds.training.evaluation import SpecialTokens, beam_search, greedy_decode, score_by_pair
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel, parallel_groups
 from gradvac_ds.training.modeling import build_model
 from gradvac_ds.training.run_config import RunConfig
+from gradvac_ds.training.stopping import SkipStreak, StopSignals
 from gradvac_ds.training.summary import comparison_table, mode_summary, write_samples
 
 SAMPLES_PER_PAIR = 3
@@ -186,11 +188,17 @@ def _build_engine(config: RunConfig, mode: str, bundle: DataBundle) -> GradVacEn
 
 
 def train_mode(
-    config: RunConfig, mode: str, bundle: DataBundle, resume: bool, position: str = ""
+    config: RunConfig, mode: str, bundle: DataBundle, resume: bool, stop: StopSignals, position: str = ""
 ) -> dict[str, Any]:
     """Train one mode to ``training.steps`` (resuming from its latest checkpoint if asked) and
     return its test scores; results go to ``<run_dir>/<mode>/``. ``position`` (e.g. "mode 2 of 3")
-    labels the progress bar and the summary."""
+    labels the progress bar and the summary.
+
+    Raises:
+        Interrupted: a stop was requested (``stop``); the final checkpoint is written.
+        SkippedStepsError: ``training.max_consecutive_skipped_steps`` steps in a row were skipped.
+        NonFiniteModelError, CheckpointError: a checkpoint must not be written, or cannot be loaded.
+    """
     mode_dir = Path(config.run_dir) / mode
     ckpt_dir = mode_dir / "checkpoints"
     engine = _build_engine(config, mode, bundle)
@@ -217,7 +225,9 @@ def train_mode(
     reporting = monitoring.monitor_enabled(engine)
     losses = monitoring.TrainLossMeter(bundle.tasks, _device(), groups.data_parallel)
     loss_interval = engine.gradvac_config.log_interval
-    history: list[dict[str, Any]] = []
+    history = outputs.ValidationHistory(mode_dir, start) if _is_main() else None
+    last_valid: tuple[int, dict[str, float]] | None = None
+    skips = SkipStreak(config.training.max_consecutive_skipped_steps)
     for step in range(start, config.training.steps):
         step_losses, tokens = defaultdict(float), 0
         for task, batches in schedule.next_step().items():
@@ -230,22 +240,32 @@ def train_mode(
                     step_losses[task] += value / len(batches)
                     losses.add(task, value, batch.num_tgt_tokens)
                     tokens += batch.num_tgt_tokens
-        engine.step()
+        outcome = engine.step()
         progress.update(step_losses, tokens)
         done = step + 1
+        skips.update(done, outcome.skipped, outcome.skip_reason)
         if reporting and loss_interval and (step % loss_interval == 0 or done == config.training.steps):
             engine.monitor.write_events(losses.events(engine.global_samples))
         if done % config.training.eval_interval == 0 or done == config.training.steps:
             valid = validation_losses(engine.module, bundle, config)
-            history.append({"step": done, "valid_loss": valid})
+            last_valid = (done, valid)
+            if history is not None:
+                history.append(done, valid)
             if reporting:
                 engine.monitor.write_events(monitoring.validation_events(valid, engine.global_samples))
-        if done % config.training.checkpoint_interval == 0 or done == config.training.steps:
+        saved = done % config.training.checkpoint_interval == 0 or done == config.training.steps
+        signum = stop.agreed()
+        if saved or signum is not None:
             with monitoring.announce(f"{label}: checkpoint step{done}"):
                 checkpointing.save(engine, ckpt_dir, f"step{done}", schedule.state_dict())
+        if signum is not None:
+            progress.close()
+            if similarity_log is not None:
+                similarity_log.close()
+            raise Interrupted(signum, f"stopped at step {done}: final checkpoint {ckpt_dir / f'step{done}'}")
     progress.close()
-    if not history:  # resumed a finished mode: its final validation loss for the summary
-        history.append({"step": start, "valid_loss": validation_losses(engine.module, bundle, config)})
+    if last_valid is None:  # resumed a finished mode: its final validation loss for the summary
+        last_valid = (start, validation_losses(engine.module, bundle, config))
     if similarity_log is not None:
         similarity_log.close()
     scores = evaluate_bleu(engine.module, bundle, config, mode_dir)
@@ -254,8 +274,7 @@ def train_mode(
     if _is_main():
         mode_dir.mkdir(parents=True, exist_ok=True)
         (mode_dir / "bleu.json").write_text(json.dumps(scores, indent=2))
-        (mode_dir / "validation.json").write_text(json.dumps(history, indent=2))
-        summary = mode_summary(mode, label, history[-1]["step"], scores, history[-1]["valid_loss"])
+        summary = mode_summary(mode, label, last_valid[0], scores, last_valid[1])
         (mode_dir / "summary.txt").write_text(summary + "\n")
         tqdm.write(summary)
     dist.barrier()
@@ -299,44 +318,62 @@ def seeded(config: RunConfig, bundle: DataBundle, seed: int) -> tuple[RunConfig,
 
 
 def _train_modes(
-    config: RunConfig, modes: list[str], bundle: DataBundle, resume: bool, prefix: str = ""
+    config: RunConfig, modes: list[str], bundle: DataBundle, resume: bool, stop: StopSignals, prefix: str = ""
 ) -> dict[str, Any]:
     """Train each mode in turn, labelled "mode i of n" (after ``prefix``)."""
     return {
-        mode: train_mode(config, mode, bundle, resume, f"{prefix}mode {i} of {len(modes)}")
+        mode: train_mode(config, mode, bundle, resume, stop, f"{prefix}mode {i} of {len(modes)}")
         for i, mode in enumerate(modes, 1)
     }
 
 
-def run(config: RunConfig, modes: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
+def run(
+    config: RunConfig, modes: list[str] | None = None, resume: bool = False, overwrite: bool = False
+) -> dict[str, Any]:
     """Train and evaluate every mode (per seed with ``training.seeds``); write ``<run_dir>/bleu.json``
-    and print the comparison (with seeds: ``{"seed<s>": {mode: scores}}`` and ``<run_dir>/compare/``)."""
-    setup_distributed(config)
-    bundle = build_data(config.data)
+    and print the comparison (with seeds: ``{"seed<s>": {mode: scores}}`` and ``<run_dir>/compare/``).
+
+    ``resume`` continues each mode from its latest checkpoint; ``overwrite`` deletes the modes'
+    earlier outputs first. With neither, a run directory holding a mode's outputs is refused.
+    SIGTERM/SIGINT stop the run at the next step boundary with a final checkpoint (``Interrupted``).
+    """
+    modes = list(modes or config.training.modes)
     run_dir = Path(config.run_dir)
+    mode_parents = [run_dir / f"seed{seed}" for seed in config.training.seeds] or [run_dir]
+    for parent in mode_parents:
+        outputs.check_run_dir(parent, modes, resume, overwrite)
+    jit_ops.check_build_locks()
+    setup_distributed(config)
+    if overwrite and _is_main():
+        for parent in mode_parents:
+            outputs.clear_modes(parent, modes)
+    dist.barrier()
+    bundle = build_data(config.data)
     if _is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         if bundle.families:
             rows = "".join(f"{lang},{family}\n" for lang, family in sorted(bundle.families.items()))
             (run_dir / "families.csv").write_text("language,family\n" + rows)
         write_piece_counts(run_dir / "piece_counts.npz", bundle)
-    chosen = modes or config.training.modes
-    if not config.training.seeds:
-        results = _train_modes(config, chosen, bundle, resume)
-        if _is_main():
-            (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
-            valid = {mode: final_validation_loss(run_dir / mode) for mode in results}
-            table = comparison_table(results, valid, _seed_note(config))
-            (run_dir / "summary.txt").write_text(table + "\n")
-            print(table, flush=True)
-        return results
-    # imported before training, so that a missing "analysis" extra fails now, not after the runs
-    from gradvac_ds.analysis.compare import compare_runs
+    with StopSignals() as stop:
+        if not config.training.seeds:
+            results = _train_modes(config, modes, bundle, resume, stop)
+            if _is_main():
+                (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
+                valid = {mode: final_validation_loss(run_dir / mode) for mode in results}
+                table = comparison_table(results, valid, _seed_note(config))
+                (run_dir / "summary.txt").write_text(table + "\n")
+                print(table, flush=True)
+            return results
+        # imported before training, so that a missing "analysis" extra fails now, not after the runs
+        from gradvac_ds.analysis.compare import compare_runs
 
-    results = {}
-    for seed in config.training.seeds:
-        seed_config, seed_bundle = seeded(config, bundle, seed)
-        results[f"seed{seed}"] = _train_modes(seed_config, chosen, seed_bundle, resume, f"seed {seed}, ")
+        results = {}
+        for seed in config.training.seeds:
+            seed_config, seed_bundle = seeded(config, bundle, seed)
+            results[f"seed{seed}"] = _train_modes(
+                seed_config, modes, seed_bundle, resume, stop, f"seed {seed}, "
+            )
     if _is_main():
         (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
         compare_runs([run_dir], run_dir / "compare")

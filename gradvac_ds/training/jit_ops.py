@@ -1,0 +1,95 @@
+"""DeepSpeed ops compiled just in time at run start: build them ahead, and catch a stale build lock.
+
+On CPU, ``deepspeed.init_distributed`` compiles its shared-memory collectives
+(``deepspeed_shm_comm``) on first use, under ``<torch extensions dir>/<op>/``. torch guards that
+build with a ``lock`` file in that folder: a process killed while compiling leaves the lock behind,
+and every later run waits on it forever, silently. :func:`check_build_locks` runs before the process
+group starts and fails with the lock's path when it is older than :data:`STALE_AFTER_S` (a build in
+progress on this machine is younger); ``python -m gradvac_ds.training.jit_ops`` (run by
+``scripts/setup_env.sh``) compiles the ops at setup, so that no run compiles them at all.
+
+Only the ops this accelerator builds just in time are concerned (none on CUDA: NCCL needs none).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import deepspeed
+import deepspeed.ops
+
+from gradvac_ds.training.errors import RunStopped
+
+JIT_BUILDERS = ("ShareMemCommBuilder",)
+"""DeepSpeed op builders that a training run loads: ``deepspeed.comm`` loads the shm op at init."""
+STALE_AFTER_S = 600.0
+"""A lock this old is stale: the op compiles in well under a minute on 2 CPU cores."""
+
+
+class StaleBuildLock(RunStopped):
+    """A DeepSpeed op's build lock outlived the build that made it."""
+
+
+def _jit_builders() -> list:
+    """Builders of this accelerator among :data:`JIT_BUILDERS` that are compiled at run time (not
+    pre-installed, and compatible with this machine, as ``deepspeed.comm`` decides)."""
+    from deepspeed.git_version_info import installed_ops
+
+    builders = []
+    for class_name in JIT_BUILDERS:
+        builder = deepspeed.get_accelerator().create_op_builder(class_name)
+        if builder is None or installed_ops.get(builder.NAME, False):
+            continue
+        if deepspeed.ops.__compatible_ops__.get(builder.NAME, False):
+            builders.append(builder)
+    return builders
+
+
+def _build_dir(name: str) -> Path:
+    """Where torch builds extension ``name`` (``TORCH_EXTENSIONS_DIR`` or its default, per Python and
+    CUDA version); torch's own function, imported here as it pulls in setuptools."""
+    from torch.utils.cpp_extension import _get_build_directory
+
+    return Path(_get_build_directory(name, verbose=False))
+
+
+def build_lock_paths() -> list[Path]:
+    """The torch build-lock path of each op this run compiles just in time (whether it exists or not)."""
+    return [_build_dir(builder.NAME) / "lock" for builder in _jit_builders()]
+
+
+def check_build_locks(stale_after_s: float = STALE_AFTER_S) -> None:
+    """Fail when a build lock is older than ``stale_after_s`` (seconds).
+
+    Raises:
+        StaleBuildLock: naming the lock file, its age, and what to do.
+    """
+    now = time.time()
+    for lock in build_lock_paths():
+        try:
+            age = now - lock.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if age > stale_after_s:
+            raise StaleBuildLock(
+                f"{lock} is {age:.0f} s old: a DeepSpeed op build was killed and left its lock behind, "
+                f"and torch would wait on it forever. If no build is running on this machine, delete "
+                f"it (rm {lock}), or prebuild the ops with `python -m gradvac_ds.training.jit_ops`"
+            )
+
+
+def build() -> list[Path]:
+    """Compile (or load the cached build of) every op this run would compile just in time; returns
+    their build folders."""
+    check_build_locks()
+    folders = []
+    for builder in _jit_builders():
+        builder.load(verbose=False)
+        folders.append(_build_dir(builder.NAME))
+    return folders
+
+
+if __name__ == "__main__":
+    for folder in build():
+        print(f"built {folder}")

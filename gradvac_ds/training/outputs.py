@@ -1,0 +1,64 @@
+"""The run directory's outputs across sessions: refuse to mix runs, keep the validation history.
+
+``<run_dir>/<mode>/`` holds one mode's checkpoints, similarity log, ``validation.json`` and
+``bleu.json``. A new session in a run directory that already holds a mode's outputs must say what
+to do with them: ``--resume`` continues that run, ``--overwrite`` deletes them first; without
+either, :func:`check_run_dir` refuses (before any process group starts, so every rank refuses).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gradvac_ds.training.errors import RunDirError
+
+VALIDATION = "validation.json"
+
+
+def _used(run_dir: Path, modes: Sequence[str]) -> list[Path]:
+    return [run_dir / mode for mode in modes if (run_dir / mode).is_dir() and any((run_dir / mode).iterdir())]
+
+
+def check_run_dir(run_dir: str | Path, modes: Sequence[str], resume: bool, overwrite: bool) -> None:
+    """Raise :class:`RunDirError` when a mode's folder already holds outputs and neither ``resume``
+    nor ``overwrite`` is set, or when both are."""
+    if resume and overwrite:
+        raise RunDirError("--resume and --overwrite exclude each other: continue the run, or replace it")
+    used = _used(Path(run_dir), modes)
+    if used and not (resume or overwrite):
+        raise RunDirError(
+            f"{run_dir} already holds the outputs of an earlier run ({', '.join(str(p) for p in used)}): "
+            "pass --resume to continue it, or --overwrite to delete them and start again"
+        )
+
+
+def clear_modes(run_dir: str | Path, modes: Sequence[str]) -> None:
+    """Delete the folders of ``modes`` (``--overwrite``; call on one rank only)."""
+    for path in _used(Path(run_dir), modes):
+        shutil.rmtree(path)
+
+
+class ValidationHistory:
+    """``<mode_dir>/validation.json``: ``[{"step": s, "valid_loss": {task: loss}}, ...]``.
+
+    A resumed session keeps the entries up to the step it resumed from (later ones belong to steps
+    being redone) and rewrites the file after every validation, so an interrupted run keeps them too.
+    """
+
+    def __init__(self, mode_dir: Path, resumed_step: int) -> None:
+        self.path = mode_dir / VALIDATION
+        self.entries: list[dict[str, Any]] = []
+        if resumed_step > 0 and self.path.is_file():
+            self.entries = [e for e in json.loads(self.path.read_text()) if e["step"] <= resumed_step]
+
+    def append(self, step: int, valid_loss: dict[str, float]) -> None:
+        self.entries.append({"step": step, "valid_loss": valid_loss})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.entries, indent=2))
+        os.replace(tmp, self.path)
