@@ -8,7 +8,7 @@ import sys
 import yaml
 
 
-def _overrides(pairs: list[str]) -> dict[str, object]:
+def parse_overrides(pairs: list[str]) -> dict[str, object]:
     """``key.sub=value`` strings -> {"key.sub": parsed YAML value}."""
     out = {}
     for pair in pairs:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gradvac_ds.training.run_config import RunConfig
 
-    config = RunConfig.from_yaml(args.config, _overrides(args.set))
+    config = RunConfig.from_yaml(args.config, parse_overrides(args.set))
     from gradvac_ds.training.trainer import run
 
     run(config, modes=args.mode, resume=args.resume)
