@@ -1,9 +1,13 @@
-"""Multilingual NMT training with GradVac under the DeepSpeed launcher.
+"""Multilingual NMT training and LM pretraining with GradVac under the DeepSpeed launcher.
 
-For each training mode of the run config (e.g. ``sum``, ``pcgrad``, ``gradvac``, same data and
+The data is a directory written by ``gradvac-prepare``, checked and memory-mapped before any
+process group starts (:func:`gradvac_ds.training.data.open_prepared`). For each training mode of
+the run config (e.g. ``sum``, ``pcgrad``, ``gradvac``, same data and
 seed), :func:`train_mode` builds the megatron-core model, initialises DeepSpeed with GradVac, runs
 the step schedule (each task's micro-batches under its name), validates, checkpoints, and finally
-decodes the test split and scores it with sacreBLEU. :func:`run` compares the modes in one table.
+decodes the test split and scores it with sacreBLEU (translation with a test split; language
+models report per-language validation loss and perplexity). :func:`run` compares the modes in
+one table.
 
 Every rank runs the same evaluation (the same sentences, in the same order), so that ZeRO-3 and
 tensor parallelism, which need every rank in each forward, work unchanged.
@@ -28,10 +32,10 @@ import gradvac_ds
 from gradvac_ds.analysis.log import SimilarityLog
 from gradvac_ds.engine import GradVacEngine
 from gradvac_ds.training import checkpointing
-from gradvac_ds.training.data import DataBundle, EncodedTask, build_data, iter_eval_batches
+from gradvac_ds.training.data import PreparedData, iter_eval_batches, open_prepared
 from gradvac_ds.training.evaluation import SpecialTokens, beam_search, greedy_decode, score_by_pair
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel, parallel_groups
-from gradvac_ds.training.modeling import build_model
+from gradvac_ds.training.modeling import build_language_model, build_model
 from gradvac_ds.training.run_config import RunConfig
 
 
@@ -64,18 +68,18 @@ def _is_main() -> bool:
 
 
 @torch.no_grad()
-def validation_losses(model: torch.nn.Module, bundle: DataBundle, config: RunConfig) -> dict[str, float]:
-    """Token-weighted validation loss per language pair (label smoothing included)."""
+def validation_losses(model: torch.nn.Module, data: PreparedData, config: RunConfig) -> dict[str, float]:
+    """Token-weighted validation loss per task (label smoothing included for translation)."""
     was_training = model.training
     model.eval()
     losses = {}
-    for task, evalset in bundle.valid.items():
+    for task, evalset in data.valid.items():
         total, tokens = 0.0, 0
         for batch in iter_eval_batches(
-            evalset.encoded, config.evaluation.batch_tokens, config.data.batching.max_sentences
+            evalset, config.evaluation.batch_tokens, config.data.batching.max_sentences
         ):
             batch = batch.to(_device())
-            total += float(model(batch.src, batch.tgt)) * batch.num_tgt_tokens
+            total += float(model(*batch.inputs)) * batch.num_tgt_tokens
             tokens += batch.num_tgt_tokens
         losses[task] = total / max(tokens, 1)
     model.train(was_training)
@@ -83,26 +87,25 @@ def validation_losses(model: torch.nn.Module, bundle: DataBundle, config: RunCon
 
 
 @torch.no_grad()
-def evaluate_bleu(model: torch.nn.Module, bundle: DataBundle, config: RunConfig) -> dict[str, dict[str, Any]]:
+def evaluate_bleu(model: torch.nn.Module, data: PreparedData, config: RunConfig) -> dict[str, dict[str, Any]]:
     """Decode the test split (greedy or beam), detokenise, and score each pair with sacreBLEU."""
     was_training = model.training
     model.eval()
-    vocab, ev = bundle.vocabulary, config.evaluation
+    vocab, ev = data.vocabulary, config.evaluation
     special = SpecialTokens(bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id)
     outputs = {}
-    for task, evalset in bundle.test.items():
-        count = min(ev.max_sentences, len(evalset.references))
-        encoded = evalset.encoded
-        subset = EncodedTask(encoded.task, encoded.tag_id, encoded.src[:count], encoded.tgt[:count])
+    for task, testset in data.test.items():
+        count = min(ev.max_sentences, len(testset.references))
         hypotheses = []
-        for batch in iter_eval_batches(subset, ev.batch_tokens, config.data.batching.max_sentences):
+        max_sentences = config.data.batching.max_sentences
+        for batch in iter_eval_batches(testset.data, ev.batch_tokens, max_sentences, limit=count):
             src = batch.src.to(_device())
             if ev.beam_size == 1:
                 ids = greedy_decode(model, src, special, ev.max_length)
             else:
                 ids = beam_search(model, src, special, ev.max_length, ev.beam_size, ev.length_penalty)
             hypotheses.extend(vocab.decode(row) for row in ids)
-        outputs[task] = (hypotheses, evalset.references[:count])
+        outputs[task] = (hypotheses, testset.references[:count])
     model.train(was_training)
     return {pair: vars(scores) for pair, scores in score_by_pair(outputs).items()}
 
@@ -129,11 +132,15 @@ class _Progress:
         self.bar.close()
 
 
-def _build_engine(config: RunConfig, mode: str, bundle: DataBundle) -> GradVacEngine:
-    model = build_model(
-        config.model.preset, len(bundle.vocabulary), config.model.kind, seed=config.data.seed,
-        pad_id=bundle.vocabulary.pad_id, device=_device(),
-    )  # fmt: skip
+def _build_engine(config: RunConfig, mode: str, data: PreparedData) -> GradVacEngine:
+    vocab_size, seed = len(data.vocabulary), config.data.seed
+    if data.is_lm:
+        model = build_language_model(config.model.preset, vocab_size, seed=seed, device=_device())
+    else:
+        model = build_model(
+            config.model.preset, vocab_size, config.model.kind, seed=seed,
+            pad_id=data.vocabulary.pad_id, device=_device(),
+        )  # fmt: skip
     training = config.training
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=training.lr, betas=training.betas, weight_decay=training.weight_decay
@@ -143,24 +150,24 @@ def _build_engine(config: RunConfig, mode: str, bundle: DataBundle) -> GradVacEn
         model=model,
         optimizer=optimizer,
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-        config=config.deepspeed_config(mode, bundle.tasks),
+        config=config.deepspeed_config(mode, data.tasks),
         mpu=MegatronMPU(),
     )
     return engine
 
 
-def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -> dict[str, Any]:
+def train_mode(config: RunConfig, mode: str, data: PreparedData, resume: bool) -> dict[str, Any]:
     """Train one mode to ``training.steps`` (resuming from its latest checkpoint if asked) and
     return its test scores; results go to ``<run_dir>/<mode>/``."""
     mode_dir = Path(config.run_dir) / mode
     ckpt_dir = mode_dir / "checkpoints"
-    engine = _build_engine(config, mode, bundle)
+    engine = _build_engine(config, mode, data)
     groups = parallel_groups()
     dp_rank, dp_world = (
         dist.get_rank(group=groups.data_parallel),
         dist.get_world_size(group=groups.data_parallel),
     )
-    schedule = bundle.schedule(dp_rank, dp_world)
+    schedule = data.schedule(dp_rank, dp_world)
     start = 0
     if resume and (loaded := checkpointing.load(engine, ckpt_dir)) is not None:
         schedule.load_state_dict(loaded[1])
@@ -180,7 +187,7 @@ def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -
             with engine.task(task, micro_batches=len(batches)):
                 for batch in batches:
                     batch = batch.to(_device())
-                    loss = engine(batch.src, batch.tgt)
+                    loss = engine(*batch.inputs)
                     engine.backward(loss)
                     step_losses[task] += loss.item() / len(batches)
                     tokens += batch.num_tgt_tokens
@@ -188,23 +195,31 @@ def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -
         progress.update(step_losses, tokens)
         done = step + 1
         if done % config.training.eval_interval == 0 or done == config.training.steps:
-            history.append({"step": done, "valid_loss": validation_losses(engine.module, bundle, config)})
+            losses = validation_losses(engine.module, data, config)
+            entry = {"step": done, "valid_loss": losses}
+            if data.is_lm:
+                entry["valid_ppl"] = {task: math.exp(min(loss, 50.0)) for task, loss in losses.items()}
+            history.append(entry)
+            if _is_main():
+                shown = " ".join(f"{task}={loss:.3f}" for task, loss in losses.items())
+                print(f"[{mode}] step {done} validation loss {shown}", flush=True)
         if done % config.training.checkpoint_interval == 0 or done == config.training.steps:
             checkpointing.save(engine, ckpt_dir, f"step{done}", schedule.state_dict())
     progress.close()
     if similarity_log is not None:
         similarity_log.close()
-    scores = evaluate_bleu(engine.module, bundle, config)
+    scores = evaluate_bleu(engine.module, data, config) if data.test else {}
     if _is_main():
         mode_dir.mkdir(parents=True, exist_ok=True)
-        (mode_dir / "bleu.json").write_text(json.dumps(scores, indent=2))
+        if scores:
+            (mode_dir / "bleu.json").write_text(json.dumps(scores, indent=2))
         (mode_dir / "validation.json").write_text(json.dumps(history, indent=2))
     dist.barrier()
     return scores
 
 
 def comparison_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """BLEU (chrF) per language pair and mode, with the average row."""
+    """BLEU (chrF) per language pair and mode, with the average row (every mode has scores)."""
     modes = list(results)
     pairs = sorted({pair for scores in results.values() for pair in scores})
     width = max(len(p) for p in [*pairs, "average"]) + 2
@@ -227,16 +242,19 @@ def comparison_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 def run(config: RunConfig, modes: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
     """Train and evaluate every mode; write ``<run_dir>/bleu.json`` and print the comparison."""
+    data = open_prepared(config.data)  # every check of the prepared files, before any process group
     setup_distributed(config)
-    bundle = build_data(config.data)
     run_dir = Path(config.run_dir)
     if _is_main():
+        print(f"data: {data.directory} ({len(data.tasks)} tasks)\n{data.filter_report()}", flush=True)
+        if not data.is_lm and not data.test:
+            print(f"no test split in {data.directory}: BLEU is skipped", flush=True)
         run_dir.mkdir(parents=True, exist_ok=True)
-        if bundle.families:
-            rows = "".join(f"{lang},{family}\n" for lang, family in sorted(bundle.families.items()))
+        if data.families:
+            rows = "".join(f"{lang},{family}\n" for lang, family in sorted(data.families.items()))
             (run_dir / "families.csv").write_text("language,family\n" + rows)
-    results = {mode: train_mode(config, mode, bundle, resume) for mode in modes or config.training.modes}
-    if _is_main():
+    results = {mode: train_mode(config, mode, data, resume) for mode in modes or config.training.modes}
+    if _is_main() and data.test:
         (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
         print(comparison_table(results), flush=True)
     return results

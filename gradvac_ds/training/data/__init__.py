@@ -2,7 +2,7 @@
 
 Two stages, one data path::
 
-    prepare(DataConfig.from_dict(run_config["data"]))   # gradvac-prepare, once per corpus
+    prepare_data(DataConfig.from_dict(run_config["data"]))  # gradvac-prepare, once per corpus
     data = open_prepared(config)                         # every rank, memory-mapped
     schedule = data.schedule(dp_rank, dp_world_size)
     for step_batches in schedule:      # {task: [micro-batch, ...]} in global task order
@@ -57,7 +57,7 @@ _EXPORTS = {
     "open_prepared": "prepared",
     "pack_batches": "batching",
     "parse_task_name": "languages",
-    "prepare": "prepare",
+    "prepare_data": "prepare",
     "task_name": "languages",
     "temperature_probabilities": "temperature",
     "temperature_quotas": "temperature",

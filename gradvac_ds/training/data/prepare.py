@@ -390,7 +390,7 @@ def _data_files(manifest: dict[str, Any]) -> list[str]:
     return names
 
 
-def prepare(config: DataConfig, overwrite: bool = False, progress: bool = True) -> Path:
+def prepare_data(config: DataConfig, overwrite: bool = False, progress: bool = True) -> Path:
     """Write the prepared directory of ``config`` (see the module docstring); returns its path.
 
     An existing complete directory with the same settings is kept as it is; one with other
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     from gradvac_ds.training.run_config import RunConfig
 
     config = RunConfig.from_yaml(args.config, parse_overrides(args.set)).data
-    out = prepare(config, overwrite=args.overwrite, progress=not args.quiet)
+    out = prepare_data(config, overwrite=args.overwrite, progress=not args.quiet)
     manifest = read_manifest(out)
     if manifest["skipped_files"]:
         print("skipped (not read):\n  " + "\n  ".join(manifest["skipped_files"]))
