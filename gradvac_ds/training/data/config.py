@@ -61,7 +61,7 @@ class DataConfig:
         splits: splits to read; must contain ``train``; values from ``SPLITS``.
         max_positions: translation: longest allowed encoded side, special tokens included; longer
             pairs are removed and counted as ``too_many_pieces``. Monolingual: the packed sequence
-            length L (each sample is L + 1 tokens: inputs and shifted labels). Must not exceed
+            length L (each sample is L + 1 tokens: inputs and shifted labels). A sample must fit
             ``batching.max_tokens``.
         valid_lines: monolingual only: the first ``valid_lines`` kept lines of each language are
             its validation split (the rest is training data).
@@ -108,9 +108,11 @@ class DataConfig:
             check_language_code(lang, "data.languages[]", error=DataConfigError)
         if self.pivot in self.languages:
             raise DataConfigError(f"data.languages: must not contain the pivot {self.pivot!r}")
-        if not 3 <= self.max_positions <= self.batching.max_tokens:
+        longest = self.batching.max_tokens - (1 if self.source == "monolingual" else 0)
+        if not 3 <= self.max_positions <= longest:
             raise DataConfigError(
-                f"data.max_positions: must be in [3, batching.max_tokens={self.batching.max_tokens}], "
+                f"data.max_positions: must be in [3, {longest}] (batching.max_tokens="
+                f"{self.batching.max_tokens}{', less the shifted label' if longest < self.batching.max_tokens else ''}), "
                 f"got {self.max_positions}"
             )
         if self.valid_lines < 0:
