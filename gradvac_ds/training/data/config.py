@@ -108,12 +108,12 @@ class DataConfig:
             check_language_code(lang, "data.languages[]", error=DataConfigError)
         if self.pivot in self.languages:
             raise DataConfigError(f"data.languages: must not contain the pivot {self.pivot!r}")
-        longest = self.batching.max_tokens - (1 if self.source == "monolingual" else 0)
+        lm = self.source == "monolingual"
+        longest = self.batching.max_tokens - (1 if lm else 0)
         if not 3 <= self.max_positions <= longest:
+            bound = "batching.max_tokens - 1 (one packed sample)" if lm else "batching.max_tokens"
             raise DataConfigError(
-                f"data.max_positions: must be in [3, {longest}] (batching.max_tokens="
-                f"{self.batching.max_tokens}{', less the shifted label' if longest < self.batching.max_tokens else ''}), "
-                f"got {self.max_positions}"
+                f"data.max_positions: must be in [3, {longest}] ({bound}), got {self.max_positions}"
             )
         if self.valid_lines < 0:
             raise DataConfigError(f"data.valid_lines: must be >= 0, got {self.valid_lines}")

@@ -1,4 +1,4 @@
-"""Encode a stream of sentence chunks with a :class:`SharedVocabulary`, in worker processes.
+"""Encode streams of sentence chunks with a :class:`SharedVocabulary`, in worker processes.
 
 Workers are started with the ``spawn`` method (safe in a process that has initialised CUDA or
 threads) and receive the vocabulary once, via the pool initializer. At most ``2 * workers`` chunks
@@ -16,6 +16,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import chain
 
 import numpy as np
 
@@ -50,29 +51,49 @@ def default_workers() -> int:
     return min(os.cpu_count() or 1, 8)
 
 
-def encode_stream(
-    vocabulary: SharedVocabulary, chunks: Iterable[list[str]], workers: int | None = None
-) -> Iterator[tuple[list[str], Encoded]]:
-    """Each chunk of ``chunks`` with its encoding, in order.
+class Encoder:
+    """Encodes streams of chunks, in one pool of ``workers`` processes started at first need.
 
-    Args:
-        vocabulary: the shared vocabulary.
-        chunks: lists of sentences, consumed lazily.
-        workers: worker processes; ``None`` uses :func:`default_workers`, 1 encodes in-process.
+    A stream of a single chunk is encoded in-process (a worker start costs an interpreter and its
+    imports). Use as a context manager; the pool is shut down on exit.
     """
-    workers = default_workers() if workers is None else workers
-    if workers <= 1:
-        for chunk in chunks:
-            yield chunk, encode_chunk(vocabulary, chunk)
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(vocabulary,)
-    ) as pool:
+
+    def __init__(self, vocabulary: SharedVocabulary, workers: int | None = None) -> None:
+        self.vocabulary = vocabulary
+        self.workers = default_workers() if workers is None else workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Encoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.vocabulary,),
+            )
+        return self._pool
+
+    def stream(self, chunks: Iterable[list[str]]) -> Iterator[tuple[list[str], Encoded]]:
+        """Each chunk of ``chunks`` (consumed lazily) with its encoding, in order."""
+        chunks = iter(chunks)
+        head = [chunk for chunk in (next(chunks, None), next(chunks, None)) if chunk is not None]
+        if self.workers <= 1 or len(head) < 2:
+            for chunk in chain(head, chunks):
+                yield chunk, encode_chunk(self.vocabulary, chunk)
+            return
+        pool = self._executor()
         pending: deque[tuple[list[str], Future]] = deque()
-        for chunk in chunks:
+        for chunk in chain(head, chunks):
             pending.append((chunk, pool.submit(_encode_in_worker, chunk)))
-            if len(pending) >= 2 * workers:
+            if len(pending) >= 2 * self.workers:
                 done, future = pending.popleft()
                 yield done, future.result()
         while pending:

@@ -22,7 +22,9 @@ reads the run config's ``data`` section and writes ``data.prepared`` (default
 
 Memory is bounded whatever the input size: lines are streamed, the vocabulary sample is bounded,
 and only the index (megatron-core keeps 2 integers per sequence until it writes the ``.idx``)
-grows with the corpus. Everything is written into ``{prepared}.partial/`` and renamed to
+grows with the corpus. megatron-core (seconds and hundreds of MB to import) is imported only where
+datasets are written: encoding workers re-import this module under ``spawn`` and stay light.
+Everything is written into ``{prepared}.partial/`` and renamed to
 ``prepared`` at the end, so an interrupted run leaves no directory that could pass for complete;
 a rerun starts over. An existing complete directory of the same settings is reused.
 """
@@ -44,9 +46,8 @@ from tqdm import tqdm
 
 from gradvac_ds.training.data.config import DataConfig, prepare_settings
 from gradvac_ds.training.data.corpus import FilterConfig, FilterStats, LanguagePair
-from gradvac_ds.training.data.encoding import encode_stream
+from gradvac_ds.training.data.encoding import Encoder
 from gradvac_ds.training.data.errors import DataConfigError, DataError
-from gradvac_ds.training.data.indexed import IndexedWriter, token_dtype
 from gradvac_ds.training.data.languages import task_name
 from gradvac_ds.training.data.manifest import (
     FORMAT,
@@ -196,12 +197,15 @@ def _write_pairs(
     lang: str,
     stored: LanguagePair,
     split: str,
-    vocabulary: SharedVocabulary,
+    encoder: Encoder,
     config: DataConfig,
     stats: FilterStats,
     progress: bool,
 ) -> dict[str, dict[str, int]]:
     """Encode one language's pairs of one split into the datasets of its tasks; returns their sizes."""
+    from gradvac_ds.training.data.indexed import IndexedWriter, token_dtype
+
+    vocabulary = encoder.vocabulary
     tasks = _tasks_of(lang, config.pivot, config.direction)
     names = [name for name, _ in tasks]
     dtype = token_dtype(len(vocabulary))
@@ -214,7 +218,7 @@ def _write_pairs(
     lines = _filtered_pairs(_oriented(source, stored, lang, split), config.filters, stats, names, split)
     texts = ([text for pair in chunk for text in pair] for chunk in _chunks(lines))
     bar = tqdm(desc=f"{split} {lang}-{config.pivot}", unit=" pairs", disable=not progress, leave=False)
-    for chunk, (flat, lengths) in encode_stream(vocabulary, texts, config.encode_workers):
+    for chunk, (flat, lengths) in encoder.stream(texts):
         starts = np.cumsum(lengths) - lengths
         keep = np.flatnonzero(np.maximum(lengths[0::2], lengths[1::2]) + 2 <= config.max_positions)
         for name, forward in tasks:
@@ -319,34 +323,51 @@ def _prepare_lm(config: DataConfig, out: Path, progress: bool) -> dict[str, Any]
     source = monolingual_source(config.path, config.languages or None)
     vocabulary = _lm_vocabulary(source, config)
     (out / VOCABULARY_FILE).write_bytes(vocabulary.model_proto)
-    dtype = token_dtype(len(vocabulary))
     stats = FilterStats()
     datasets: dict[str, dict[str, Any]] = {}
-    for lang in source.files:
-        writers = {split: IndexedWriter(out / f"{split}.{lang}", dtype) for split in ("train", "valid")}
-        labels: deque = deque()
-        chunks = _split_chunks(_documents(source, lang, config, stats), labels)
-        bar = tqdm(desc=f"lm {lang}", unit=" lines", disable=not progress, leave=False)
-        for chunk, (flat, lengths) in encode_stream(vocabulary, chunks, config.encode_workers):
-            with_eos = np.insert(flat, np.cumsum(lengths), EOS_ID)
-            writers[labels.popleft()].add_many(with_eos, lengths + 1, 1)
-            bar.update(len(chunk))
-        bar.close()
-        datasets[lang] = {}
-        for split, writer in writers.items():
-            stats.record_kept(lang, split, writer.documents)
-            if writer.tokens > config.max_positions:
-                datasets[lang][split] = {"prefix": f"{split}.{lang}", **writer.finish()}
-            else:
-                writer.discard()
-                if split == "train":
-                    raise DataError(
-                        f"{source.files[lang][0]}: language {lang!r} has {writer.tokens} training tokens, "
-                        f"fewer than one packed sample of data.max_positions + 1 = {config.max_positions + 1}"
-                    )
+    with Encoder(vocabulary, config.encode_workers) as encoder:
+        for lang in source.files:
+            datasets[lang] = _write_documents(out, source, lang, encoder, config, stats, progress)
     return _manifest(
         config, "lm", vocabulary, list(source.files), datasets, stats, source.skipped, None, None
     )
+
+
+def _write_documents(
+    out: Path,
+    source: MonolingualSource,
+    lang: str,
+    encoder: Encoder,
+    config: DataConfig,
+    stats: FilterStats,
+    progress: bool,
+) -> dict[str, dict[str, Any]]:
+    """Encode one language's lines (each followed by eos) into its train and valid datasets."""
+    from gradvac_ds.training.data.indexed import IndexedWriter, token_dtype
+
+    dtype = token_dtype(len(encoder.vocabulary))
+    datasets: dict[str, dict[str, Any]] = {}
+    writers = {split: IndexedWriter(out / f"{split}.{lang}", dtype) for split in ("train", "valid")}
+    labels: deque = deque()
+    chunks = _split_chunks(_documents(source, lang, config, stats), labels)
+    bar = tqdm(desc=f"lm {lang}", unit=" lines", disable=not progress, leave=False)
+    for chunk, (flat, lengths) in encoder.stream(chunks):
+        with_eos = np.insert(flat, np.cumsum(lengths), EOS_ID)
+        writers[labels.popleft()].add_many(with_eos, lengths + 1, 1)
+        bar.update(len(chunk))
+    bar.close()
+    for split, writer in writers.items():
+        stats.record_kept(lang, split, writer.documents)
+        if writer.tokens > config.max_positions:
+            datasets[split] = {"prefix": f"{split}.{lang}", **writer.finish()}
+        else:
+            writer.discard()
+            if split == "train":
+                raise DataError(
+                    f"{source.files[lang][0]}: language {lang!r} has {writer.tokens} training tokens, "
+                    f"fewer than one packed sample of data.max_positions + 1 = {config.max_positions + 1}"
+                )
+    return datasets
 
 
 # ---------------------------------------------------------------------------------------------

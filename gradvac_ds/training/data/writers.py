@@ -58,7 +58,9 @@ def write_monolingual_dir(corpus: ParallelCorpus, directory: str | Path, pivot: 
 
 def main(argv: list[str] | None = None) -> int:
     """Write the synthetic corpus of a run config's data section to files."""
-    parser = argparse.ArgumentParser(prog="python -m gradvac_ds.training.data.writers", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m gradvac_ds.training.data.writers", description=main.__doc__
+    )
     parser.add_argument("--config", required=True, help="run config YAML (its data.synthetic section)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field")
     parser.add_argument("--layout", choices=("fairseq", "monolingual"), required=True)
