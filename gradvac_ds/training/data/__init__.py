@@ -23,6 +23,7 @@ _EXPORTS = {
     "DataConfig": "config",
     "DataConfigError": "errors",
     "DataError": "errors",
+    "Encoder": "encoding",
     "EOS_ID": "vocabulary",
     "FilterConfig": "corpus",
     "FilterStats": "corpus",
@@ -46,7 +47,6 @@ _EXPORTS = {
     "VocabularyOptions": "vocabulary",
     "VocabularySampler": "vocabulary",
     "check_language_code": "languages",
-    "encode_stream": "encoding",
     "fairseq_source": "readers",
     "generate_synthetic": "synthetic",
     "iter_eval_batches": "batching",
@@ -64,6 +64,7 @@ _EXPORTS = {
     "train_vocabulary": "vocabulary",
     "tsv_source": "readers",
     "write_fairseq_dir": "writers",
+    "write_monolingual_dir": "writers",
 }
 
 __all__ = sorted(_EXPORTS)

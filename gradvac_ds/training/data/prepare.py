@@ -254,15 +254,15 @@ def _prepare_translation(config: DataConfig, out: Path, progress: bool) -> dict[
     stats = FilterStats()
     datasets: dict[str, dict[str, Any]] = {}
     pairs = {}
-    for lang, stored in languages.items():
-        for name, forward in _tasks_of(lang, config.pivot, config.direction):
-            datasets[name] = {}
-            pairs[name] = [lang, config.pivot] if forward else [config.pivot, lang]
-        for split in config.splits:
-            for name, sizes in _write_pairs(
-                out, source, lang, stored, split, vocabulary, config, stats, progress
-            ).items():
-                datasets[name][split] = {"prefix": f"{split}.{name}", **sizes}
+    with Encoder(vocabulary, config.encode_workers) as encoder:
+        for lang, stored in languages.items():
+            for name, forward in _tasks_of(lang, config.pivot, config.direction):
+                datasets[name] = {}
+                pairs[name] = [lang, config.pivot] if forward else [config.pivot, lang]
+            for split in config.splits:
+                written = _write_pairs(out, source, lang, stored, split, encoder, config, stats, progress)
+                for name, sizes in written.items():
+                    datasets[name][split] = {"prefix": f"{split}.{name}", **sizes}
     tasks = [
         name for name, _ in sorted(pairs.items(), key=lambda item: (item[1][0] == config.pivot, item[0]))
     ]
