@@ -7,7 +7,7 @@ piece: SentencePiece never splits a user-defined symbol.
 The trained model is cached as ``{cache_dir}/spm-{key}.model`` where ``key`` is the SHA-256 of the
 training options and the exact training text, so a changed corpus or option trains a new model and
 an unchanged one is loaded. A file lock (``spm-{key}.lock``) lets several processes (e.g. the ranks
-of one job) call :func:`train_shared_vocabulary` at once: one trains, the others wait and load.
+of one job) call :func:`train_vocabulary` at once: one trains, the others wait and load.
 **Training text**, bounded whatever the corpus size (:class:`VocabularySampler`). A first pass
 counts n_l training sentences per language; a budget B = min(max_sentences, sum_l n_l) is split
 as B_l = B p_l with p_l = q_l^(1/T) / sum_m q_m^(1/T), q_l = n_l / sum_m n_m, as the task sampler
@@ -114,7 +114,7 @@ class SharedVocabulary:
 
     @classmethod
     def load(cls, path: str | Path) -> "SharedVocabulary":
-        """Load a ``.model`` file written by :func:`train_shared_vocabulary`."""
+        """Load a ``.model`` file written by :func:`train_vocabulary` (or ``gradvac-prepare``)."""
         try:
             return cls(Path(path).read_bytes())
         except OSError as exc:

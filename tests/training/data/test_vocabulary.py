@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sentencepiece as spm
-from data_helpers import vocabulary_from_text as train_shared_vocabulary
+from data_helpers import vocabulary_from_text
 
 from gradvac_ds.training.data import (
     DataConfigError,
@@ -59,23 +59,23 @@ def test_pickle_round_trip(vocabulary: SharedVocabulary) -> None:
 def test_cache_hit_does_not_retrain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = [f"alpha beta gamma {i} delta" for i in range(200)]
     options = VocabularyOptions(vocab_size=40)
-    first = train_shared_vocabulary({"de": text, "en": ["hello"]}, options, tmp_path)
+    first = vocabulary_from_text({"de": text, "en": ["hello"]}, options, tmp_path)
     assert len(list(tmp_path.glob("spm-*.model"))) == 1
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise RuntimeError("SentencePiece retrained despite a cached model")
 
     monkeypatch.setattr(spm.SentencePieceTrainer, "train", refuse)
-    second = train_shared_vocabulary({"en": ["hello"], "de": text}, options, tmp_path)
+    second = vocabulary_from_text({"en": ["hello"], "de": text}, options, tmp_path)
     assert second.model_proto == first.model_proto
     with pytest.raises(VocabularyError, match="retrained despite"):
-        train_shared_vocabulary({"de": [*text, "one more sentence"], "en": ["hello"]}, options, tmp_path)
+        vocabulary_from_text({"de": [*text, "one more sentence"], "en": ["hello"]}, options, tmp_path)
 
 
 def test_different_options_give_a_different_cache_entry(tmp_path: Path) -> None:
     text = [f"alpha beta gamma {i} delta" for i in range(200)]
-    train_shared_vocabulary({"de": text, "en": ["hello"]}, VocabularyOptions(vocab_size=40), tmp_path)
-    train_shared_vocabulary({"de": text, "en": ["hello"]}, VocabularyOptions(vocab_size=45), tmp_path)
+    vocabulary_from_text({"de": text, "en": ["hello"]}, VocabularyOptions(vocab_size=40), tmp_path)
+    vocabulary_from_text({"de": text, "en": ["hello"]}, VocabularyOptions(vocab_size=45), tmp_path)
     assert len(list(tmp_path.glob("spm-*.model"))) == 2
     loaded = SharedVocabulary.load(next(tmp_path.glob("spm-*.model")))
     assert loaded.languages == ["de", "en"]
@@ -83,7 +83,7 @@ def test_different_options_give_a_different_cache_entry(tmp_path: Path) -> None:
 
 def test_vocab_size_too_large_is_explained(tmp_path: Path) -> None:
     with pytest.raises(VocabularyError, match=r"vocab.vocab_size=5000 is too large.*at most \d+ pieces"):
-        train_shared_vocabulary(
+        vocabulary_from_text(
             {"de": ["tiny text"], "en": ["tiny tiny"]}, VocabularyOptions(vocab_size=5000), tmp_path
         )
 
@@ -137,7 +137,7 @@ def test_temperature_gives_a_low_resource_language_its_own_pieces(tmp_path: Path
     for temperature in (1.0, 5.0):
         options = VocabularyOptions(vocab_size=150, temperature=temperature)
         with caplog.at_level(logging.INFO, logger="gradvac_ds.training.data.vocabulary"):
-            vocabulary = train_shared_vocabulary({"la": large, "sm": small[:60]}, options, tmp_path)
+            vocabulary = vocabulary_from_text({"la": large, "sm": small[:60]}, options, tmp_path)
         processor = spm.SentencePieceProcessor(model_proto=vocabulary.model_proto)
         pieces = [processor.id_to_piece(i).lstrip("\u2581") for i in range(len(vocabulary))]
         own_pieces[temperature] = sum(len(p) > 1 and set(p) <= set(small_letters) for p in pieces)
@@ -153,7 +153,7 @@ def test_budget_subsamples_and_temperature_must_be_positive(tmp_path: Path, capl
     text = {"aa": [f"alpha beta {i}" for i in range(300)], "bb": [f"gamma delta {i}" for i in range(100)]}
     with caplog.at_level(logging.INFO, logger="gradvac_ds.training.data.vocabulary"):
         options = VocabularyOptions(vocab_size=30, max_sentences=200, temperature=1.0)
-        train_shared_vocabulary(text, options, tmp_path)
+        vocabulary_from_text(text, options, tmp_path)
     assert "aa 150 of 300, bb 50 of 100" in caplog.text
     for bad in (0, -1.0, float("inf"), "5", True):
         with pytest.raises(DataConfigError, match=r"vocab\.temperature: must be a number > 0"):
