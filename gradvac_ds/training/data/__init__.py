@@ -18,7 +18,7 @@ from typing import Any
 
 _EXPORTS = {
     "BOS_ID": "vocabulary",
-    "BatchingConfig": "sampling",
+    "BatchingConfig": "config",
     "DIRECTIONS": "config",
     "DataConfig": "config",
     "DataConfigError": "errors",

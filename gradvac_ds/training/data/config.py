@@ -29,7 +29,6 @@ from typing import Any
 from gradvac_ds.training.data.corpus import FilterConfig
 from gradvac_ds.training.data.errors import DataConfigError
 from gradvac_ds.training.data.languages import check_language_code
-from gradvac_ds.training.data.sampling import BatchingConfig
 from gradvac_ds.training.data.synthetic import SyntheticConfig
 from gradvac_ds.training.data.vocabulary import VocabularyOptions
 
@@ -41,6 +40,33 @@ PREPARE_FIELDS = (
     "valid_lines", "vocab", "filters", "synthetic",
 )  # fmt: skip
 """Data-config fields that change what ``gradvac-prepare`` writes (batching and seed do not)."""
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """Micro-batch shape and task sampling.
+
+    Attributes:
+        max_tokens: budget on ``B * max(Ls, Lt)`` per micro-batch (padding included).
+        max_sentences: cap on B.
+        micro_batches_per_step: micro-batches per rank per optimizer step.
+        temperature: T of the task sampling.
+        bucket_size: examples sorted by length together before packing.
+    """
+
+    max_tokens: int = 4096
+    max_sentences: int = 256
+    micro_batches_per_step: int = 4
+    temperature: float = 5.0
+    bucket_size: int = 4096
+
+    def __post_init__(self) -> None:
+        for name in ("max_tokens", "max_sentences", "micro_batches_per_step", "bucket_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise DataConfigError(f"batching.{name}: must be a positive integer, got {value!r}")
+        if not self.temperature > 0:
+            raise DataConfigError(f"batching.temperature: must be > 0, got {self.temperature!r}")
 
 
 @dataclass(frozen=True)

@@ -25,43 +25,16 @@ from a different setup.
 
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
 from gradvac_ds.training.data.batching import LMBatch, TaskBatch, TaskData, pack_batches
-from gradvac_ds.training.data.errors import DataConfigError
+from gradvac_ds.training.data.config import BatchingConfig
 from gradvac_ds.training.data.temperature import temperature_probabilities
 
 _STATE_VERSION = 1
 _ASSIGNMENT_STREAM = 0x6D6978  # separates the task-assignment generator from the sentence ones
-
-
-@dataclass(frozen=True)
-class BatchingConfig:
-    """Micro-batch shape and task sampling.
-
-    Attributes:
-        max_tokens: budget on ``B * max(Ls, Lt)`` per micro-batch (padding included).
-        max_sentences: cap on B.
-        micro_batches_per_step: micro-batches per rank per optimizer step.
-        temperature: T of the task sampling.
-        bucket_size: examples sorted by length together before packing.
-    """
-
-    max_tokens: int = 4096
-    max_sentences: int = 256
-    micro_batches_per_step: int = 4
-    temperature: float = 5.0
-    bucket_size: int = 4096
-
-    def __post_init__(self) -> None:
-        for name in ("max_tokens", "max_sentences", "micro_batches_per_step", "bucket_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise DataConfigError(f"batching.{name}: must be a positive integer, got {value!r}")
-        if not self.temperature > 0:
-            raise DataConfigError(f"batching.temperature: must be > 0, got {self.temperature!r}")
 
 
 def _task_seed(task: str) -> int:
