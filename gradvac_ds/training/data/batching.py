@@ -101,7 +101,7 @@ class TaskData(Protocol):
     def __len__(self) -> int: ...
 
     def lengths(self) -> np.ndarray:
-        """int64 [N], the padded cost of each example."""
+        """int32 [N], the padded cost of each example."""
 
     def batch(self, indices: Sequence[int]) -> TaskBatch | LMBatch:
         """The micro-batch of examples ``indices``, in that order."""
@@ -132,7 +132,7 @@ class PairDataset:
     def lengths(self) -> np.ndarray:
         """Per example ``max(Ls, Lt)`` with the two special tokens on each side counted."""
         pairs = self.dataset.sequence_lengths.reshape(-1, 2)
-        return pairs.max(axis=1).astype(np.int64) + 2
+        return pairs.max(axis=1) + np.int32(2)
 
     def pieces(self, index: int) -> tuple[list[int], list[int]]:
         """(source pieces, target pieces) of example ``index``."""
@@ -176,7 +176,7 @@ class PackedLMDataset:
 
     def lengths(self) -> np.ndarray:
         """L + 1 for every sample."""
-        return np.full(self._count, self.seq_length + 1, dtype=np.int64)
+        return np.full(self._count, self.seq_length + 1, dtype=np.int32)
 
     def sample(self, index: int) -> np.ndarray:
         """The L + 1 tokens of sample ``index`` (a view of the memory map)."""
@@ -216,7 +216,7 @@ def pack_batches(
         ValueError: if one example alone exceeds ``max_tokens``.
     """
     order = np.asarray(order, dtype=np.int64)
-    lengths = np.asarray(lengths, dtype=np.int64)
+    lengths = np.asarray(lengths)  # int32 from a dataset: no widened copy of N entries
     over = np.flatnonzero(lengths[order] > max_tokens)
     if over.size:
         index = int(order[over[0]])
