@@ -20,7 +20,7 @@ LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "OMPI_COMM_WORLD_SIZE"
 """Set by the deepspeed launcher, torchrun or an MPI launcher; any of them means "launched"."""
 
 
-def _overrides(pairs: list[str]) -> dict[str, object]:
+def parse_overrides(pairs: list[str]) -> dict[str, object]:
     """``key.sub=value`` strings -> {"key.sub": parsed YAML value}."""
     out = {}
     for pair in pairs:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gradvac_ds.training.run_config import RunConfig
 
-    config = RunConfig.from_yaml(args.config, _overrides(args.set))
+    config = RunConfig.from_yaml(args.config, parse_overrides(args.set))
     from gradvac_ds.training.errors import RunStopped
     from gradvac_ds.training.trainer import run
 

@@ -56,8 +56,14 @@ class ValidationHistory:
         if resumed_step > 0 and self.path.is_file():
             self.entries = [e for e in json.loads(self.path.read_text()) if e["step"] <= resumed_step]
 
-    def append(self, step: int, valid_loss: dict[str, float]) -> None:
-        self.entries.append({"step": step, "valid_loss": valid_loss})
+    def append(
+        self, step: int, valid_loss: dict[str, float], valid_ppl: dict[str, float] | None = None
+    ) -> None:
+        """Add one validation (``valid_ppl``: per-language perplexity of a language model)."""
+        entry: dict[str, Any] = {"step": step, "valid_loss": valid_loss}
+        if valid_ppl is not None:
+            entry["valid_ppl"] = valid_ppl
+        self.entries.append(entry)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(self.entries, indent=2))

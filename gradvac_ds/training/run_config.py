@@ -4,7 +4,7 @@
 
     run_dir: runs/demo
     model:      {preset: tiny, kind: encdec, tensor_parallel: 1}
-    data:       {...}                      # gradvac_ds.training.data.DataConfig
+    data:       {...}                      # gradvac_ds.training.data.DataConfig (read by gradvac-prepare)
     training:   {steps: 300, lr: 2e-3, warmup_steps: 50, modes: [sum, pcgrad, gradvac], ...}
     evaluation: {beam_size: 1, max_length: 48, max_sentences: 200}
     deepspeed:  {...}                      # a DeepSpeed config with its "gradvac" section
@@ -163,6 +163,17 @@ class RunConfig:
                 "remove it from the deepspeed section"
             )
         split_config(self.deepspeed)
+        if self.data.is_lm and self.model.kind != "decoder":
+            raise ConfigError(
+                f"model.kind = {self.model.kind!r}: language-model pretraining (data.source: monolingual) "
+                "trains the GPT network of kind 'decoder'"
+            )
+        needed = self.data.max_positions + (1 if self.data.is_lm else 0)
+        if self.evaluation.batch_tokens < needed:
+            raise ConfigError(
+                f"evaluation.batch_tokens = {self.evaluation.batch_tokens} must hold one example of "
+                f"{needed} tokens (data.max_positions{' + 1' if self.data.is_lm else ''})"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:

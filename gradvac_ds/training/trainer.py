@@ -1,18 +1,22 @@
-"""Multilingual NMT training with GradVac under the DeepSpeed launcher.
+"""Multilingual NMT training and LM pretraining with GradVac under the DeepSpeed launcher.
 
-For each training mode of the run config (e.g. ``sum``, ``pcgrad``, ``gradvac``, same data and
+The data is a directory written by ``gradvac-prepare``, checked and memory-mapped before any
+process group starts (:func:`gradvac_ds.training.data.open_prepared`). For each training mode of
+the run config (e.g. ``sum``, ``pcgrad``, ``gradvac``, same data and
 seed), :func:`train_mode` builds the megatron-core model, initialises DeepSpeed with GradVac, runs
 the step schedule (each task's micro-batches under its name), validates, checkpoints, and finally
 decodes the test split, scores it with sacreBLEU and writes the hypotheses and references
-(``<mode_dir>/translations/<pair>.hyp`` / ``.ref``) and a few samples (``<mode_dir>/samples.txt``).
-:func:`run` compares the modes in one table. Losses, BLEU and chrF also go to DeepSpeed's monitor
-when the DeepSpeed config enables one (see :mod:`gradvac_ds.training.monitoring`); each mode and
-the run end with a summary table (:mod:`gradvac_ds.training.summary`).
+(``<mode_dir>/translations/<pair>.hyp`` / ``.ref``) and a few samples (``<mode_dir>/samples.txt``);
+language models report per-language validation loss and perplexity instead. :func:`run` compares
+the modes in one table. Losses, BLEU and chrF also go to DeepSpeed's monitor when the DeepSpeed
+config enables one (see :mod:`gradvac_ds.training.monitoring`); each mode and the run end with a
+summary table (:mod:`gradvac_ds.training.summary`).
 
-With ``training.seeds`` the run trains every mode once per seed on the same data and vocabulary
-(the seed replaces ``data.seed``, i.e. the model initialisation and the step schedule, and the
-GradVac seed), into ``<run_dir>/seed<s>/<mode>/``, and then writes the seed-aware comparison of
-``gradvac-compare`` to ``<run_dir>/compare/``. Without seeds the layout is ``<run_dir>/<mode>/``.
+With ``training.seeds`` the run trains every mode once per seed on the same prepared data and
+vocabulary (the seed replaces ``data.seed``, i.e. the model initialisation and the step schedule,
+and the GradVac seed), into ``<run_dir>/seed<s>/<mode>/``, and then writes the seed-aware
+comparison of ``gradvac-compare`` to ``<run_dir>/compare/``. Without seeds the layout is
+``<run_dir>/<mode>/``.
 
 Every rank runs the same evaluation (the same sentences, in the same order), so that ZeRO-3 and
 tensor parallelism, which need every rank in each forward, work unchanged.
@@ -40,11 +44,11 @@ from gradvac_ds.analysis.log import SimilarityLog
 from gradvac_ds.config import split_config
 from gradvac_ds.engine import GradVacEngine
 from gradvac_ds.training import checkpointing, jit_ops, monitoring, outputs
-from gradvac_ds.training.data import DataBundle, EncodedTask, build_data, iter_eval_batches
+from gradvac_ds.training.data import PreparedData, iter_eval_batches, open_prepared
 from gradvac_ds.training.errors import Interrupted
 from gradvac_ds.training.evaluation import SpecialTokens, beam_search, greedy_decode, score_by_pair
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel, parallel_groups
-from gradvac_ds.training.modeling import build_model
+from gradvac_ds.training.modeling import build_language_model, build_model
 from gradvac_ds.training.run_config import RunConfig
 from gradvac_ds.training.stopping import SkipStreak, StopSignals
 from gradvac_ds.training.summary import comparison_table, mode_summary, write_samples
@@ -82,22 +86,27 @@ def _is_main() -> bool:
 
 
 @torch.no_grad()
-def validation_losses(model: torch.nn.Module, bundle: DataBundle, config: RunConfig) -> dict[str, float]:
-    """Token-weighted validation loss per language pair (label smoothing included)."""
+def validation_losses(model: torch.nn.Module, data: PreparedData, config: RunConfig) -> dict[str, float]:
+    """Token-weighted validation loss per task (label smoothing included for translation)."""
     was_training = model.training
     model.eval()
     losses = {}
-    for task, evalset in monitoring.progress(bundle.valid.items(), "validation", len(bundle.valid)):
+    for task, evalset in monitoring.progress(data.valid.items(), "validation", len(data.valid)):
         total, tokens = 0.0, 0
         for batch in iter_eval_batches(
-            evalset.encoded, config.evaluation.batch_tokens, config.data.batching.max_sentences
+            evalset, config.evaluation.batch_tokens, config.data.batching.max_sentences
         ):
             batch = batch.to(_device())
-            total += float(model(batch.src, batch.tgt)) * batch.num_tgt_tokens
+            total += float(model(*batch.inputs)) * batch.num_tgt_tokens
             tokens += batch.num_tgt_tokens
         losses[task] = total / max(tokens, 1)
     model.train(was_training)
     return losses
+
+
+def _perplexities(losses: dict[str, float]) -> dict[str, float]:
+    """exp(validation loss) per language (capped at exp(50) so a diverged model stays printable)."""
+    return {task: math.exp(min(loss, 50.0)) for task, loss in losses.items()}
 
 
 def write_translations(directory: Path, outputs: dict[str, tuple[list[str], list[str]]]) -> None:
@@ -112,33 +121,34 @@ def write_translations(directory: Path, outputs: dict[str, tuple[list[str], list
 
 @torch.no_grad()
 def evaluate_bleu(
-    model: torch.nn.Module, bundle: DataBundle, config: RunConfig, mode_dir: Path | None = None
+    model: torch.nn.Module, data: PreparedData, config: RunConfig, mode_dir: Path | None = None
 ) -> dict[str, dict[str, Any]]:
     """Decode the test split (greedy or beam), detokenise, and score each pair with sacreBLEU;
     with ``mode_dir``, rank 0 writes every hypothesis and reference to ``mode_dir/translations`` and
     the first sentences of each pair to ``mode_dir/samples.txt``."""
     was_training = model.training
     model.eval()
-    vocab, ev = bundle.vocabulary, config.evaluation
+    vocab, ev = data.vocabulary, config.evaluation
     special = SpecialTokens(bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id)
-    outputs = {}
-    for task, evalset in monitoring.progress(bundle.test.items(), "decoding test", len(bundle.test)):
-        count = min(ev.max_sentences, len(evalset.references))
-        encoded = evalset.encoded
-        subset = EncodedTask(encoded.task, encoded.tag_id, encoded.src[:count], encoded.tgt[:count])
-        hypotheses = []
-        for batch in iter_eval_batches(subset, ev.batch_tokens, config.data.batching.max_sentences):
+    outputs, source_text = {}, {}
+    for task, testset in monitoring.progress(data.test.items(), "decoding test", len(data.test)):
+        count = min(ev.max_sentences, len(testset.references))
+        hypotheses, sources = [], []
+        max_sentences = config.data.batching.max_sentences
+        for batch in iter_eval_batches(testset.data, ev.batch_tokens, max_sentences, limit=count):
+            sources.extend(vocab.decode(row) for row in batch.src.tolist())
             src = batch.src.to(_device())
             if ev.beam_size == 1:
                 ids = greedy_decode(model, src, special, ev.max_length)
             else:
                 ids = beam_search(model, src, special, ev.max_length, ev.beam_size, ev.length_penalty)
             hypotheses.extend(vocab.decode(row) for row in ids)
-        outputs[task] = (hypotheses, evalset.references[:count])
+        outputs[task] = (hypotheses, testset.references[:count])
+        source_text[task] = sources
     model.train(was_training)
     if mode_dir is not None and _is_main():
         write_translations(mode_dir / "translations", outputs)
-        texts = {task: (bundle.test[task].sources, refs, hyps) for task, (hyps, refs) in outputs.items()}
+        texts = {task: (source_text[task], refs, hyps) for task, (hyps, refs) in outputs.items()}
         write_samples(mode_dir / "samples.txt", texts, SAMPLES_PER_PAIR)
     return {pair: vars(scores) for pair, scores in score_by_pair(outputs).items()}
 
@@ -165,11 +175,15 @@ class _Progress:
         self.bar.close()
 
 
-def _build_engine(config: RunConfig, mode: str, bundle: DataBundle) -> GradVacEngine:
-    model = build_model(
-        config.model.preset, len(bundle.vocabulary), config.model.kind, seed=config.data.seed,
-        pad_id=bundle.vocabulary.pad_id, device=_device(),
-    )  # fmt: skip
+def _build_engine(config: RunConfig, mode: str, data: PreparedData) -> GradVacEngine:
+    vocab_size, seed = len(data.vocabulary), config.data.seed
+    if data.is_lm:
+        model = build_language_model(config.model.preset, vocab_size, seed=seed, device=_device())
+    else:
+        model = build_model(
+            config.model.preset, vocab_size, config.model.kind, seed=seed,
+            pad_id=data.vocabulary.pad_id, device=_device(),
+        )  # fmt: skip
     training = config.training
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=training.lr, betas=training.betas, weight_decay=training.weight_decay
@@ -179,16 +193,14 @@ def _build_engine(config: RunConfig, mode: str, bundle: DataBundle) -> GradVacEn
         model=model,
         optimizer=optimizer,
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-        config=monitoring.per_mode_monitors(
-            config.deepspeed_config(mode, bundle.tasks), config.run_dir, mode
-        ),
+        config=monitoring.per_mode_monitors(config.deepspeed_config(mode, data.tasks), config.run_dir, mode),
         mpu=MegatronMPU(),
     )
     return engine
 
 
 def train_mode(
-    config: RunConfig, mode: str, bundle: DataBundle, resume: bool, stop: StopSignals, position: str = ""
+    config: RunConfig, mode: str, data: PreparedData, resume: bool, stop: StopSignals, position: str = ""
 ) -> dict[str, Any]:
     """Train one mode to ``training.steps`` (resuming from its latest checkpoint if asked) and
     return its test scores; results go to ``<run_dir>/<mode>/``. ``position`` (e.g. "mode 2 of 3")
@@ -201,13 +213,13 @@ def train_mode(
     """
     mode_dir = Path(config.run_dir) / mode
     ckpt_dir = mode_dir / "checkpoints"
-    engine = _build_engine(config, mode, bundle)
+    engine = _build_engine(config, mode, data)
     groups = parallel_groups()
     dp_rank, dp_world = (
         dist.get_rank(group=groups.data_parallel),
         dist.get_world_size(group=groups.data_parallel),
     )
-    schedule = bundle.schedule(dp_rank, dp_world)
+    schedule = data.schedule(dp_rank, dp_world)
     start = 0
     if resume and (loaded := checkpointing.load(engine, ckpt_dir)) is not None:
         schedule.load_state_dict(loaded[1])
@@ -223,7 +235,7 @@ def train_mode(
     label = f"{mode} ({position})" if position else mode
     progress = _Progress(config.training.steps, start, label, dp_world)
     reporting = monitoring.monitor_enabled(engine)
-    losses = monitoring.TrainLossMeter(bundle.tasks, _device(), groups.data_parallel)
+    losses = monitoring.TrainLossMeter(data.tasks, _device(), groups.data_parallel)
     loss_interval = engine.gradvac_config.log_interval
     history = outputs.ValidationHistory(mode_dir, start) if _is_main() else None
     last_valid: tuple[int, dict[str, float]] | None = None
@@ -234,7 +246,7 @@ def train_mode(
             with engine.task(task, micro_batches=len(batches)):
                 for batch in batches:
                     batch = batch.to(_device())
-                    loss = engine(batch.src, batch.tgt)
+                    loss = engine(*batch.inputs)
                     engine.backward(loss)
                     value = loss.item()
                     step_losses[task] += value / len(batches)
@@ -247,10 +259,10 @@ def train_mode(
         if reporting and loss_interval and (step % loss_interval == 0 or done == config.training.steps):
             engine.monitor.write_events(losses.events(engine.global_samples))
         if done % config.training.eval_interval == 0 or done == config.training.steps:
-            valid = validation_losses(engine.module, bundle, config)
+            valid = validation_losses(engine.module, data, config)
             last_valid = (done, valid)
             if history is not None:
-                history.append(done, valid)
+                history.append(done, valid, _perplexities(valid) if data.is_lm else None)
             if reporting:
                 engine.monitor.write_events(monitoring.validation_events(valid, engine.global_samples))
         saved = done % config.training.checkpoint_interval == 0 or done == config.training.steps
@@ -265,16 +277,21 @@ def train_mode(
             raise Interrupted(signum, f"stopped at step {done}: final checkpoint {ckpt_dir / f'step{done}'}")
     progress.close()
     if last_valid is None:  # resumed a finished mode: its final validation loss for the summary
-        last_valid = (start, validation_losses(engine.module, bundle, config))
+        last_valid = (start, validation_losses(engine.module, data, config))
     if similarity_log is not None:
         similarity_log.close()
-    scores = evaluate_bleu(engine.module, bundle, config, mode_dir)
-    if reporting:
+    scores = evaluate_bleu(engine.module, data, config, mode_dir) if data.test else {}
+    if reporting and scores:
         engine.monitor.write_events(monitoring.score_events(scores, engine.global_samples))
     if _is_main():
         mode_dir.mkdir(parents=True, exist_ok=True)
-        (mode_dir / "bleu.json").write_text(json.dumps(scores, indent=2))
-        summary = mode_summary(mode, label, last_valid[0], scores, last_valid[1])
+        if scores:
+            (mode_dir / "bleu.json").write_text(json.dumps(scores, indent=2))
+        if scores:
+            summary = mode_summary(mode, label, last_valid[0], scores, last_valid[1])
+        else:  # a language model, or no test split: the validation loss alone
+            shown = " ".join(f"{task}={loss:.3f}" for task, loss in last_valid[1].items())
+            summary = f"{label} after {last_valid[0]} steps: validation loss {shown}"
         (mode_dir / "summary.txt").write_text(summary + "\n")
         tqdm.write(summary)
     dist.barrier()
@@ -291,38 +308,52 @@ def _seed_note(config: RunConfig) -> str:
     return f"seeds: data.seed={config.data.seed} (model init, batches), gradvac.seed={gradvac_seed}"
 
 
-def write_piece_counts(path: Path, bundle: DataBundle) -> None:
+PIECE_COUNT_EXAMPLES = 20_000
+"""Training examples per language counted for the vocabulary-overlap control (a bounded sample, so
+that the start of a run does not grow with the corpus)."""
+
+
+def write_piece_counts(path: Path, data: PreparedData) -> None:
     """``path`` (.npz): ``languages`` [n] and ``counts`` [n, V], how often each vocabulary id occurs
-    in each non-pivot language's training sentences (one side of its first task; pieces only).
-    ``gradvac-compare`` turns them into the vocabulary-overlap control."""
-    pivot, counts = bundle.config.pivot, {}
-    for task in bundle.train:
-        src, tgt = task.task.split("-")
-        language, side = (src, task.src) if tgt == pivot else (tgt, task.tgt)
-        if language not in counts:
-            ids = np.fromiter((i for row in side for i in row), dtype=np.int64)
-            counts[language] = np.bincount(ids, minlength=len(bundle.vocabulary))
+    in the first :data:`PIECE_COUNT_EXAMPLES` training examples of each non-pivot language (one side
+    of its first task; every language of a language model). ``gradvac-compare`` turns them into the
+    vocabulary-overlap control."""
+    pivot, counts = data.config.pivot, {}
+    for task in data.train:
+        count = min(len(task), PIECE_COUNT_EXAMPLES)
+        if data.is_lm:
+            language, pieces = task.task, [task.sample(i) for i in range(count)]
+        else:
+            src, tgt = task.task.split("-")
+            language, side = (src, 0) if tgt == pivot else (tgt, 1)
+            pieces = [task.dataset[2 * i + side] for i in range(count)]
+        if language not in counts and pieces:
+            ids = np.concatenate(pieces).astype(np.int64)
+            counts[language] = np.bincount(ids, minlength=len(data.vocabulary))
     languages = sorted(counts)
     np.savez(path, languages=np.array(languages), counts=np.stack([counts[lang] for lang in languages]))
 
 
-def seeded(config: RunConfig, bundle: DataBundle, seed: int) -> tuple[RunConfig, DataBundle]:
+def seeded(config: RunConfig, data: PreparedData, seed: int) -> tuple[RunConfig, PreparedData]:
     """The config and data of one seed: ``data.seed`` (model init, step schedule) and the GradVac
     seed set to ``seed``, results under ``<run_dir>/seed<seed>``; corpus and vocabulary unchanged."""
-    data = dataclasses.replace(config.data, seed=seed)
+    data_config = dataclasses.replace(config.data, seed=seed)
     deepspeed_section = {**config.deepspeed, "gradvac": {**config.deepspeed["gradvac"], "seed": seed}}
     run_config = dataclasses.replace(
-        config, run_dir=str(Path(config.run_dir) / f"seed{seed}"), data=data, deepspeed=deepspeed_section
+        config,
+        run_dir=str(Path(config.run_dir) / f"seed{seed}"),
+        data=data_config,
+        deepspeed=deepspeed_section,
     )
-    return run_config, dataclasses.replace(bundle, config=data)
+    return run_config, dataclasses.replace(data, config=data_config)
 
 
 def _train_modes(
-    config: RunConfig, modes: list[str], bundle: DataBundle, resume: bool, stop: StopSignals, prefix: str = ""
+    config: RunConfig, modes: list[str], data: PreparedData, resume: bool, stop: StopSignals, prefix: str = ""
 ) -> dict[str, Any]:
     """Train each mode in turn, labelled "mode i of n" (after ``prefix``)."""
     return {
-        mode: train_mode(config, mode, bundle, resume, stop, f"{prefix}mode {i} of {len(modes)}")
+        mode: train_mode(config, mode, data, resume, stop, f"{prefix}mode {i} of {len(modes)}")
         for i, mode in enumerate(modes, 1)
     }
 
@@ -338,6 +369,7 @@ def run(
     SIGTERM/SIGINT stop the run at the next step boundary with a final checkpoint (``Interrupted``).
     """
     modes = list(modes or config.training.modes)
+    data = open_prepared(config.data)  # every check of the prepared files, before any process group
     run_dir = Path(config.run_dir)
     mode_parents = [run_dir / f"seed{seed}" for seed in config.training.seeds] or [run_dir]
     for parent in mode_parents:
@@ -348,17 +380,19 @@ def run(
         for parent in mode_parents:
             outputs.clear_modes(parent, modes)
     dist.barrier()
-    bundle = build_data(config.data)
     if _is_main():
+        print(f"data: {data.directory} ({len(data.tasks)} tasks)\n{data.filter_report()}", flush=True)
+        if not data.is_lm and not data.test:
+            print(f"no test split in {data.directory}: BLEU is skipped", flush=True)
         run_dir.mkdir(parents=True, exist_ok=True)
-        if bundle.families:
-            rows = "".join(f"{lang},{family}\n" for lang, family in sorted(bundle.families.items()))
+        if data.families:
+            rows = "".join(f"{lang},{family}\n" for lang, family in sorted(data.families.items()))
             (run_dir / "families.csv").write_text("language,family\n" + rows)
-        write_piece_counts(run_dir / "piece_counts.npz", bundle)
+        write_piece_counts(run_dir / "piece_counts.npz", data)
     with StopSignals() as stop:
         if not config.training.seeds:
-            results = _train_modes(config, modes, bundle, resume, stop)
-            if _is_main():
+            results = _train_modes(config, modes, data, resume, stop)
+            if _is_main() and data.test:
                 (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
                 valid = {mode: final_validation_loss(run_dir / mode) for mode in results}
                 table = comparison_table(results, valid, _seed_note(config))
@@ -370,11 +404,11 @@ def run(
 
         results = {}
         for seed in config.training.seeds:
-            seed_config, seed_bundle = seeded(config, bundle, seed)
+            seed_config, seed_data = seeded(config, data, seed)
             results[f"seed{seed}"] = _train_modes(
-                seed_config, modes, seed_bundle, resume, stop, f"seed {seed}, "
+                seed_config, modes, seed_data, resume, stop, f"seed {seed}, "
             )
-    if _is_main():
+    if _is_main() and data.test:
         (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
         compare_runs([run_dir], run_dir / "compare")
         print((run_dir / "compare" / "compare.txt").read_text(), flush=True)

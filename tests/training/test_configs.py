@@ -21,7 +21,7 @@ import yaml
 from gradvac_ds.training.run_config import RunConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
-REAL_SOURCES = ("fairseq", "multiway")
+REAL_SOURCES = ("fairseq", "multiway", "monolingual")
 PAPER_TOKENS = 500_000
 
 

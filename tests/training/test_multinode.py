@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from data_helpers import prepare_run
 from distributed import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,6 +62,7 @@ def train_args(run_dir: Path, **overrides: object) -> list[str]:
     values = {**SHRUNK, **{k.replace("__", "."): v for k, v in overrides.items()}, "run_dir": run_dir}
     for key, value in values.items():
         args += ["--set", f"{key}={value}"]
+    prepare_run(args[1:], REPO)  # training reads only prepared data
     return args
 
 

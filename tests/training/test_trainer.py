@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from data_helpers import prepare_run
 from distributed import free_port, run_torchrun
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,6 +40,7 @@ SHRUNK = [
 def launch(run_dir: Path, *extra: str) -> subprocess.Popen:
     """Start ``deepspeed --num_gpus 2 launch/train.py`` on the shrunk demo config."""
     overrides = [arg for item in [*SHRUNK, f"run_dir={run_dir}"] for arg in ("--set", item)]
+    prepare_run(["--config", "configs/demo.yaml", *overrides], REPO)  # training reads only prepared data
     cmd = [
         sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2",
         "--master_port", str(free_port()), "launch/train.py", "--config", "configs/demo.yaml",

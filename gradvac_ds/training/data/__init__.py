@@ -1,10 +1,11 @@
-"""Data for multilingual NMT: corpora, synthetic language families, vocabulary, batches, sampling.
+"""Data for multilingual NMT and LM pretraining: readers, vocabulary, indexed datasets, batches, sampling.
 
-Typical use by the training entry::
+Two stages, one data path::
 
-    bundle = build_data(DataConfig.from_dict(run_config["data"]))
-    schedule = bundle.schedule(dp_rank, dp_world_size)
-    for step_batches in schedule:      # {task: [TaskBatch, ...]} in global task order
+    prepare_data(DataConfig.from_dict(run_config["data"]))  # gradvac-prepare, once per corpus
+    data = open_prepared(config)                         # every rank, memory-mapped
+    schedule = data.schedule(dp_rank, dp_world_size)
+    for step_batches in schedule:      # {task: [micro-batch, ...]} in global task order
         ...
 
 The names below are imported lazily (PEP 562): a spawned encoding worker imports
@@ -17,19 +18,22 @@ from typing import Any
 
 _EXPORTS = {
     "BOS_ID": "vocabulary",
-    "BatchingConfig": "sampling",
+    "BatchingConfig": "config",
     "DIRECTIONS": "config",
-    "DataBundle": "builder",
     "DataConfig": "config",
     "DataConfigError": "errors",
     "DataError": "errors",
+    "Encoder": "encoding",
     "EOS_ID": "vocabulary",
-    "EncodedTask": "batching",
-    "EvalSet": "builder",
     "FilterConfig": "corpus",
     "FilterStats": "corpus",
+    "IndexedWriter": "indexed",
+    "LMBatch": "batching",
     "PAD_ID": "vocabulary",
+    "PackedLMDataset": "batching",
+    "PairDataset": "batching",
     "ParallelCorpus": "corpus",
+    "PreparedData": "prepared",
     "SOURCES": "config",
     "SPLITS": "config",
     "SharedVocabulary": "vocabulary",
@@ -37,28 +41,30 @@ _EXPORTS = {
     "SyntheticConfig": "synthetic",
     "SyntheticCorpus": "synthetic",
     "TaskBatch": "batching",
+    "TestSet": "prepared",
     "UNK_ID": "vocabulary",
     "VocabularyError": "errors",
     "VocabularyOptions": "vocabulary",
-    "build_data": "builder",
+    "VocabularySampler": "vocabulary",
     "check_language_code": "languages",
-    "collate": "batching",
-    "encode_corpus": "encoding",
+    "fairseq_source": "readers",
     "generate_synthetic": "synthetic",
     "iter_eval_batches": "batching",
     "language_tag": "vocabulary",
-    "load_corpus": "builder",
+    "monolingual_source": "readers",
+    "multiway_source": "readers",
+    "open_indexed": "indexed",
+    "open_prepared": "prepared",
     "pack_batches": "batching",
     "parse_task_name": "languages",
-    "read_fairseq_dir": "readers",
-    "read_multiway_dir": "readers",
-    "read_tsv_files": "readers",
+    "prepare_data": "prepare",
     "task_name": "languages",
-    "task_pairs": "builder",
     "temperature_probabilities": "temperature",
     "temperature_quotas": "temperature",
-    "train_shared_vocabulary": "vocabulary",
+    "train_vocabulary": "vocabulary",
+    "tsv_source": "readers",
     "write_fairseq_dir": "writers",
+    "write_monolingual_dir": "writers",
 }
 
 __all__ = sorted(_EXPORTS)

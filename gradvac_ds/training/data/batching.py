@@ -1,29 +1,43 @@
-"""Task-homogeneous micro-batches: the tensor contract with the model, and token-budget packing.
+"""Task-homogeneous micro-batches from memory-mapped datasets: the tensor contracts and token-budget packing.
 
-Contract (:class:`TaskBatch`), with B sentences of one task ``"src-tgt"``:
+Translation (:class:`PairDataset`, :class:`TaskBatch`), with B sentence pairs of one task ``"src-tgt"``:
 
 * ``src``: LongTensor [B, Ls], row = ``[<2tgt>] + pieces + [eos]``, right-padded with pad = 0;
 * ``tgt``: LongTensor [B, Lt], row = ``[bos] + pieces + [eos]``, right-padded with 0. The model
   feeds ``tgt[:, :-1]`` to the decoder and scores ``tgt[:, 1:]``;
 * ``num_src_tokens`` / ``num_tgt_tokens``: non-pad entries of ``src`` / ``tgt``.
 
+Language modelling (:class:`PackedLMDataset`, :class:`LMBatch`), B samples of one language:
+``tokens`` LongTensor [B, L + 1], sample i = tokens ``[i L, (i + 1) L + 1)`` of the language's
+stream (documents = lines, each followed by eos, back to back); the model reads ``tokens[:, :-1]``
+and predicts ``tokens[:, 1:]``, so ``num_tgt_tokens = B L``.
+
+A dataset holds no token in memory: example lengths come from the ``.idx`` lengths as one numpy
+array, tokens are read from the memory-mapped ``.bin`` when a batch is built.
+
 Packing: a batch's cost is ``B * max(Ls, Lt)`` (padding included) and must stay within
 ``max_tokens``; B is also capped by ``max_sentences``. Examples are visited in a given (shuffled)
-order, cut into chunks of ``bucket_size`` examples, each chunk sorted by length and packed
-greedily, so padding stays small while batches still mix over the whole corpus.
+order, cut into buckets of ``bucket_size`` examples, each bucket sorted by length (stable) and
+packed greedily: a batch grows while ``k * max(cost of its k examples) <= max_tokens`` and
+``k <= max_sentences``.
 """
+
+from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 import torch
+from megatron.core.datasets.indexed_dataset import IndexedDataset
 
 from gradvac_ds.training.data.vocabulary import BOS_ID, EOS_ID, PAD_ID
 
 
 @dataclass
 class TaskBatch:
-    """One micro-batch of a single task; shapes in the module docstring."""
+    """One translation micro-batch of a single task; shapes in the module docstring."""
 
     task: str
     src: torch.Tensor
@@ -36,7 +50,12 @@ class TaskBatch:
         """B, the number of sentence pairs."""
         return self.src.shape[0]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "TaskBatch":
+    @property
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        """The model's positional arguments: ``(src, tgt)``."""
+        return self.src, self.tgt
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> TaskBatch:
         """A copy with ``src`` and ``tgt`` on ``device``."""
         return TaskBatch(
             self.task,
@@ -47,31 +66,45 @@ class TaskBatch:
         )
 
 
-@dataclass(frozen=True)
-class EncodedTask:
-    """The encoded sentence pairs of one task (pieces only, no tag/bos/eos).
-
-    Attributes:
-        task: ``"src-tgt"``.
-        tag_id: id of ``<2tgt>``, prepended to every source row.
-        src / tgt: piece ids per sentence, aligned.
-    """
+@dataclass
+class LMBatch:
+    """One language-model micro-batch: ``tokens`` [B, L + 1] of one language."""
 
     task: str
-    tag_id: int
-    src: Sequence[Sequence[int]]
-    tgt: Sequence[Sequence[int]]
+    tokens: torch.Tensor
 
-    def __post_init__(self) -> None:
-        if len(self.src) != len(self.tgt):
-            raise ValueError(f"task {self.task}: {len(self.src)} sources but {len(self.tgt)} targets")
+    @property
+    def num_sentences(self) -> int:
+        """B, the number of packed samples."""
+        return self.tokens.shape[0]
 
-    def __len__(self) -> int:
-        return len(self.src)
+    @property
+    def num_tgt_tokens(self) -> int:
+        """B L, the predicted tokens."""
+        return self.tokens.shape[0] * (self.tokens.shape[1] - 1)
 
-    def lengths(self) -> list[int]:
-        """Per example ``max(Ls, Lt)`` with the two special tokens on each side counted."""
-        return [max(len(s), len(t)) + 2 for s, t in zip(self.src, self.tgt, strict=True)]
+    @property
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        """The model's positional arguments: ``(tokens,)``."""
+        return (self.tokens,)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> LMBatch:
+        """A copy with ``tokens`` on ``device``."""
+        return LMBatch(self.task, self.tokens.to(device, non_blocking=non_blocking))
+
+
+class TaskData(Protocol):
+    """What the schedule needs of one task's training data."""
+
+    task: str
+
+    def __len__(self) -> int: ...
+
+    def lengths(self) -> np.ndarray:
+        """int32 [N], the padded cost of each example."""
+
+    def batch(self, indices: Sequence[int]) -> TaskBatch | LMBatch:
+        """The micro-batch of examples ``indices``, in that order."""
 
 
 def _pad_rows(rows: list[list[int]]) -> torch.Tensor:
@@ -79,29 +112,93 @@ def _pad_rows(rows: list[list[int]]) -> torch.Tensor:
     return torch.tensor([row + [PAD_ID] * (width - len(row)) for row in rows], dtype=torch.long)
 
 
-def collate(data: EncodedTask, indices: Sequence[int]) -> TaskBatch:
-    """The :class:`TaskBatch` of examples ``indices`` of ``data``, in that order."""
-    if not indices:
-        raise ValueError(f"task {data.task}: cannot build an empty batch")
-    src_rows = [[data.tag_id, *data.src[i], EOS_ID] for i in indices]
-    tgt_rows = [[BOS_ID, *data.tgt[i], EOS_ID] for i in indices]
-    return TaskBatch(
-        task=data.task,
-        src=_pad_rows(src_rows),
-        tgt=_pad_rows(tgt_rows),
-        num_src_tokens=sum(map(len, src_rows)),
-        num_tgt_tokens=sum(map(len, tgt_rows)),
-    )
+class PairDataset:
+    """One task's translation pairs in a megatron-core indexed dataset (2 sequences per document).
+
+    Args:
+        task: ``"src-tgt"``.
+        tag_id: id of ``<2tgt>``, prepended to every source row.
+        dataset: the memory-mapped dataset; document d = (source pieces, target pieces).
+    """
+
+    def __init__(self, task: str, tag_id: int, dataset: IndexedDataset) -> None:
+        self.task = task
+        self.tag_id = tag_id
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset) // 2
+
+    def lengths(self) -> np.ndarray:
+        """Per example ``max(Ls, Lt)`` with the two special tokens on each side counted."""
+        pairs = self.dataset.sequence_lengths.reshape(-1, 2)
+        return pairs.max(axis=1) + np.int32(2)
+
+    def pieces(self, index: int) -> tuple[list[int], list[int]]:
+        """(source pieces, target pieces) of example ``index``."""
+        return self.dataset[2 * index].tolist(), self.dataset[2 * index + 1].tolist()
+
+    def batch(self, indices: Sequence[int]) -> TaskBatch:
+        """The :class:`TaskBatch` of examples ``indices``, in that order."""
+        if len(indices) == 0:
+            raise ValueError(f"task {self.task}: cannot build an empty batch")
+        src_rows, tgt_rows = [], []
+        for index in indices:
+            src, tgt = self.pieces(int(index))
+            src_rows.append([self.tag_id, *src, EOS_ID])
+            tgt_rows.append([BOS_ID, *tgt, EOS_ID])
+        return TaskBatch(
+            task=self.task,
+            src=_pad_rows(src_rows),
+            tgt=_pad_rows(tgt_rows),
+            num_src_tokens=sum(map(len, src_rows)),
+            num_tgt_tokens=sum(map(len, tgt_rows)),
+        )
+
+
+class PackedLMDataset:
+    """Fixed-length samples cut from one language's token stream (a megatron-core indexed dataset).
+
+    Sample i is tokens ``[i L, (i + 1) L + 1)`` of the ``.bin`` file (consecutive samples share one
+    boundary token, as in Megatron's GPT dataset); N = (tokens - 1) // L samples.
+    """
+
+    def __init__(self, task: str, dataset: IndexedDataset, seq_length: int, tokens: int) -> None:
+        self.task = task
+        self.dataset = dataset
+        self.seq_length = seq_length
+        self._count = max(tokens - 1, 0) // seq_length
+        self._dtype = dataset.index.dtype
+        self._itemsize = np.dtype(self._dtype).itemsize
+
+    def __len__(self) -> int:
+        return self._count
+
+    def lengths(self) -> np.ndarray:
+        """L + 1 for every sample."""
+        return np.full(self._count, self.seq_length + 1, dtype=np.int32)
+
+    def sample(self, index: int) -> np.ndarray:
+        """The L + 1 tokens of sample ``index`` (a view of the memory map)."""
+        offset = int(index) * self.seq_length * self._itemsize
+        return self.dataset.bin_reader.read(dtype=self._dtype, count=self.seq_length + 1, offset=offset)
+
+    def batch(self, indices: Sequence[int]) -> LMBatch:
+        """The :class:`LMBatch` of samples ``indices``, in that order."""
+        if len(indices) == 0:
+            raise ValueError(f"task {self.task}: cannot build an empty batch")
+        rows = np.stack([self.sample(i) for i in indices]).astype(np.int64)
+        return LMBatch(self.task, torch.from_numpy(rows))
 
 
 def pack_batches(
-    order: Sequence[int],
-    lengths: Sequence[int],
+    order: Sequence[int] | np.ndarray,
+    lengths: Sequence[int] | np.ndarray,
     max_tokens: int,
     max_sentences: int,
     bucket_size: int,
     sort: bool = True,
-) -> list[list[int]]:
+) -> list[np.ndarray]:
     """Group example indices into batches within the token budget.
 
     Args:
@@ -113,40 +210,45 @@ def pack_batches(
         sort: sort each bucket by length (training) or keep ``order`` (evaluation).
 
     Returns:
-        Batches of indices; every index of ``order`` appears exactly once.
+        Batches of indices (int64 arrays); every index of ``order`` appears exactly once.
 
     Raises:
         ValueError: if one example alone exceeds ``max_tokens``.
     """
-    batches: list[list[int]] = []
+    order = np.asarray(order, dtype=np.int64)
+    lengths = np.asarray(lengths)  # int32 from a dataset: no widened copy of N entries
+    over = np.flatnonzero(lengths[order] > max_tokens)
+    if over.size:
+        index = int(order[over[0]])
+        raise ValueError(f"example {index} has length {lengths[index]} > max_tokens={max_tokens}")
+    batches: list[np.ndarray] = []
     step = bucket_size if sort else max(len(order), 1)
+    sizes = np.arange(1, max_sentences + 1, dtype=np.int64)
     for start in range(0, len(order), step):
-        bucket = list(order[start : start + step])
+        bucket = order[start : start + step]
         if sort:
-            bucket.sort(key=lambda i: lengths[i])
-        batch: list[int] = []
-        longest = 0
-        for index in bucket:
-            if lengths[index] > max_tokens:
-                raise ValueError(f"example {index} has length {lengths[index]} > max_tokens={max_tokens}")
-            grown = max(longest, lengths[index])
-            if batch and (len(batch) >= max_sentences or (len(batch) + 1) * grown > max_tokens):
-                batches.append(batch)
-                batch, grown = [], lengths[index]
-            batch.append(index)
-            longest = grown
-        if batch:
-            batches.append(batch)
+            bucket = bucket[np.argsort(lengths[bucket], kind="stable")]
+        cost = lengths[bucket]
+        first = 0
+        while first < len(bucket):
+            window = np.maximum.accumulate(cost[first : first + max_sentences])
+            fits = sizes[: len(window)] * window <= max_tokens
+            size = len(window) if fits.all() else int(np.argmin(fits))
+            batches.append(bucket[first : first + size])
+            first += size
     return batches
 
 
-def iter_eval_batches(data: EncodedTask, max_tokens: int, max_sentences: int) -> Iterator[TaskBatch]:
-    """Batches of ``data`` in corpus order (no shuffling, no sorting), for evaluation.
+def iter_eval_batches(
+    data: TaskData, max_tokens: int, max_sentences: int, limit: int | None = None
+) -> Iterator[TaskBatch | LMBatch]:
+    """Batches of the first ``limit`` (default all) examples in corpus order, for evaluation.
 
     Concatenating the batches' rows gives the examples in their original order.
     """
+    count = len(data) if limit is None else min(limit, len(data))
     lengths = data.lengths()
     for indices in pack_batches(
-        range(len(data)), lengths, max_tokens, max_sentences, bucket_size=1, sort=False
+        np.arange(count), lengths, max_tokens, max_sentences, bucket_size=1, sort=False
     ):
-        yield collate(data, indices)
+        yield data.batch(indices)

@@ -1,20 +1,21 @@
-"""The in-memory parallel corpus and the line filters applied while reading it.
+"""Line filters with their counts, and the in-memory parallel corpus of the synthetic generator.
 
 A :class:`ParallelCorpus` maps a language pair ``(src, tgt)`` to splits (``"train"``, ``"valid"``,
-``"test"``) to a list of ``(src_sentence, tgt_sentence)`` string pairs. Each pair is stored once,
-in the orientation its source data had; :meth:`ParallelCorpus.oriented` reads it either way round.
+``"test"``) to a list of ``(src_sentence, tgt_sentence)`` string pairs.
 
-Filters are applied as lines are added. Lengths are measured in UTF-8 **bytes**, which puts
-alphabetic and CJK scripts on a comparable scale (a Han character is 3 bytes and carries roughly
-as much as 3 Latin letters), so one length-ratio threshold works across scripts. Every rejected
-line is counted by reason in :class:`FilterStats`; nothing is dropped silently.
+Filters are applied as lines are read. Lengths are Unicode **characters** (code points), so
+Latin, Cyrillic or Greek text of the same content has about the same length (UTF-8 bytes would
+count a Cyrillic letter twice and drop good Russian-English pairs on the length ratio). A Han or
+kana character carries more than a letter: for pairs with CJK on one side raise
+``max_length_ratio`` (e.g. 5) or disable it. Every rejected line is counted by reason in
+:class:`FilterStats`; nothing is dropped silently.
 """
 
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 
-from gradvac_ds.training.data.errors import DataConfigError, DataError
+from gradvac_ds.training.data.errors import DataConfigError
 
 SentencePair = tuple[str, str]
 LanguagePair = tuple[str, str]
@@ -30,20 +31,20 @@ class FilterReason(str, Enum):
 
 @dataclass(frozen=True)
 class FilterConfig:
-    """Line filters. Lengths are UTF-8 byte counts of the stripped sentences.
+    """Line filters. Lengths are character counts of the stripped sentences.
 
     Attributes:
-        max_bytes: drop a pair if either side is longer than this.
+        max_chars: drop a pair if either side has more characters than this.
         max_length_ratio: drop a pair if ``max(len_s, len_t) / min(len_s, len_t)`` exceeds this;
             ``None`` disables the test.
     """
 
-    max_bytes: int = 2048
+    max_chars: int = 1024
     max_length_ratio: float | None = 3.0
 
     def __post_init__(self) -> None:
-        if self.max_bytes < 1:
-            raise DataConfigError(f"filters.max_bytes must be >= 1, got {self.max_bytes}")
+        if self.max_chars < 1:
+            raise DataConfigError(f"filters.max_chars must be >= 1, got {self.max_chars}")
         if self.max_length_ratio is not None and self.max_length_ratio < 1.0:
             raise DataConfigError(
                 f"filters.max_length_ratio must be >= 1 or null, got {self.max_length_ratio}"
@@ -53,8 +54,8 @@ class FilterConfig:
         """The reason to drop the (already stripped) pair, or ``None`` to keep it."""
         if not src or not tgt:
             return FilterReason.EMPTY
-        len_s, len_t = len(src.encode("utf-8")), len(tgt.encode("utf-8"))
-        if max(len_s, len_t) > self.max_bytes:
+        len_s, len_t = len(src), len(tgt)
+        if max(len_s, len_t) > self.max_chars:
             return FilterReason.TOO_LONG
         if self.max_length_ratio is not None and max(len_s, len_t) > self.max_length_ratio * min(
             len_s, len_t
@@ -62,49 +63,63 @@ class FilterConfig:
             return FilterReason.RATIO
         return None
 
+    def reject_document(self, text: str) -> FilterReason | None:
+        """The reason to drop a (stripped) monolingual line, or ``None`` to keep it."""
+        if not text:
+            return FilterReason.EMPTY
+        return FilterReason.TOO_LONG if len(text) > self.max_chars else None
+
 
 @dataclass
 class FilterStats:
-    """Counts of kept and removed line pairs per ``(pair, split)``.
+    """Counts of kept and removed lines per ``(task, split)``.
 
-    ``removed[(pair, split)][reason]`` counts removed pairs; ``kept[(pair, split)]`` kept ones.
-    Later stages (e.g. dropping sentences with too many SentencePiece tokens) add their own
-    reasons as plain strings through :meth:`record_removed`.
+    ``removed[(task, split)][reason]`` counts removed lines (pairs, or documents for a language
+    model); ``kept[(task, split)]`` kept ones. Later stages (e.g. dropping pairs with too many
+    SentencePiece pieces) add their own reasons as plain strings through :meth:`record_removed`.
     """
 
     kept: Counter = field(default_factory=Counter)
-    removed: dict[tuple[LanguagePair, str], Counter] = field(default_factory=dict)
+    removed: dict[tuple[str, str], Counter] = field(default_factory=dict)
 
-    def record_kept(self, pair: LanguagePair, split: str, count: int = 1) -> None:
-        """Count ``count`` kept line pairs."""
-        self.kept[(pair, split)] += count
+    def record_kept(self, task: str, split: str, count: int = 1) -> None:
+        """Count ``count`` kept lines."""
+        self.kept[(task, split)] += count
 
-    def record_removed(self, pair: LanguagePair, split: str, reason: str, count: int = 1) -> None:
-        """Count ``count`` removed line pairs under ``reason``."""
-        self.removed.setdefault((pair, split), Counter())[reason] += count
+    def record_removed(self, task: str, split: str, reason: str, count: int = 1) -> None:
+        """Count ``count`` removed lines under ``reason``."""
+        self.removed.setdefault((task, split), Counter())[reason] += count
 
     def total_removed(self, reason: str | None = None) -> int:
-        """Removed pairs over all pairs and splits, for one reason or all of them."""
+        """Removed lines over all tasks and splits, for one reason or all of them."""
         return sum(c[reason] if reason else sum(c.values()) for c in self.removed.values())
 
     def total_kept(self) -> int:
-        """Kept pairs over all pairs and splits."""
+        """Kept lines over all tasks and splits."""
         return sum(self.kept.values())
 
     def report(self) -> str:
-        """Human-readable table: one line per (pair, split) with kept and removed counts."""
+        """Human-readable table: one line per (task, split) with kept and removed counts."""
         keys = sorted(set(self.kept) | set(self.removed))
-        lines = [f"kept {self.total_kept()} line pairs, removed {self.total_removed()}"]
-        for pair, split in keys:
-            removed = self.removed.get((pair, split), Counter())
+        lines = [f"kept {self.total_kept()} lines, removed {self.total_removed()}"]
+        for task, split in keys:
+            removed = self.removed.get((task, split), Counter())
             detail = ", ".join(f"{reason}={n}" for reason, n in sorted(removed.items())) or "none"
-            lines.append(f"  {pair[0]}-{pair[1]} {split}: kept {self.kept[(pair, split)]}, removed {detail}")
+            lines.append(f"  {task} {split}: kept {self.kept[(task, split)]}, removed {detail}")
         return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, dict[str, dict]]:
+        """``{task: {split: {"kept": n, "removed": {reason: n}}}}`` for the manifest."""
+        out: dict[str, dict[str, dict]] = {}
+        for task, split in sorted(set(self.kept) | set(self.removed)):
+            removed = dict(sorted(self.removed.get((task, split), Counter()).items()))
+            out.setdefault(task, {})[split] = {"kept": self.kept[(task, split)], "removed": removed}
+        return out
 
 
 @dataclass
 class ParallelCorpus:
-    """Sentence pairs per language pair and split, plus the filter statistics of how they were read."""
+    """Sentence pairs per language pair and split held in memory (the synthetic generator's output)."""
 
     pairs: dict[LanguagePair, dict[str, list[SentencePair]]] = field(default_factory=dict)
     stats: FilterStats = field(default_factory=FilterStats)
@@ -115,44 +130,16 @@ class ParallelCorpus:
         """Strip, filter and store one sentence pair; return the rejection reason if dropped."""
         src, tgt = src.strip(), tgt.strip()
         reason = filters.reject_reason(src, tgt)
+        name = f"{pair[0]}-{pair[1]}"
         if reason is None:
             self.pairs.setdefault(pair, {}).setdefault(split, []).append((src, tgt))
-            self.stats.record_kept(pair, split)
+            self.stats.record_kept(name, split)
         else:
             self.pairs.setdefault(pair, {}).setdefault(split, [])
-            self.stats.record_removed(pair, split, reason.value)
+            self.stats.record_removed(name, split, reason.value)
         return reason
 
     @property
     def languages(self) -> list[str]:
         """All language codes that occur in some pair, sorted."""
         return sorted({code for pair in self.pairs for code in pair})
-
-    def splits(self, pair: LanguagePair) -> list[str]:
-        """Split names stored for ``pair`` (in either orientation)."""
-        stored = pair if pair in self.pairs else (pair[1], pair[0])
-        return sorted(self.pairs.get(stored, {}))
-
-    def oriented(self, src: str, tgt: str, split: str) -> list[SentencePair]:
-        """Sentence pairs of ``split`` as ``(src_sentence, tgt_sentence)``, swapping a reversed pair.
-
-        Raises:
-            KeyError: if neither orientation of the pair, or the split, is stored.
-        """
-        if (src, tgt) in self.pairs:
-            return list(self.pairs[(src, tgt)][split])
-        if (tgt, src) in self.pairs:
-            return [(s, t) for t, s in self.pairs[(tgt, src)][split]]
-        raise KeyError(f"no data for language pair {src}-{tgt}; stored pairs: {sorted(self.pairs)}")
-
-    def require_nonempty(self, origin: str) -> None:
-        """Raise if no training pair survived reading and filtering.
-
-        Args:
-            origin: the file or directory to name in the error.
-        """
-        if not any(splits.get("train") for splits in self.pairs.values()):
-            raise DataError(
-                f"{origin}: empty corpus, no training sentence pair was read "
-                f"(filter report follows)\n{self.stats.report()}"
-            )

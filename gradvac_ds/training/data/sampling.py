@@ -25,43 +25,16 @@ from a different setup.
 
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
-from gradvac_ds.training.data.batching import EncodedTask, TaskBatch, collate, pack_batches
-from gradvac_ds.training.data.errors import DataConfigError
+from gradvac_ds.training.data.batching import LMBatch, TaskBatch, TaskData, pack_batches
+from gradvac_ds.training.data.config import BatchingConfig
 from gradvac_ds.training.data.temperature import temperature_probabilities
 
 _STATE_VERSION = 1
 _ASSIGNMENT_STREAM = 0x6D6978  # separates the task-assignment generator from the sentence ones
-
-
-@dataclass(frozen=True)
-class BatchingConfig:
-    """Micro-batch shape and task sampling.
-
-    Attributes:
-        max_tokens: budget on ``B * max(Ls, Lt)`` per micro-batch (padding included).
-        max_sentences: cap on B.
-        micro_batches_per_step: micro-batches per rank per optimizer step.
-        temperature: T of the task sampling.
-        bucket_size: examples sorted by length together before packing.
-    """
-
-    max_tokens: int = 4096
-    max_sentences: int = 256
-    micro_batches_per_step: int = 4
-    temperature: float = 5.0
-    bucket_size: int = 4096
-
-    def __post_init__(self) -> None:
-        for name in ("max_tokens", "max_sentences", "micro_batches_per_step", "bucket_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise DataConfigError(f"batching.{name}: must be a positive integer, got {value!r}")
-        if not self.temperature > 0:
-            raise DataConfigError(f"batching.temperature: must be > 0, got {self.temperature!r}")
 
 
 def _task_seed(task: str) -> int:
@@ -71,7 +44,7 @@ def _task_seed(task: str) -> int:
 class _TaskStream:
     """Endless micro-batches of one task for one rank, epoch after epoch."""
 
-    def __init__(self, data: EncodedTask, config: BatchingConfig, seed: int, rank: int, world: int) -> None:
+    def __init__(self, data: TaskData, config: BatchingConfig, seed: int, rank: int, world: int) -> None:
         self.data = data
         self._lengths = data.lengths()
         self._config = config
@@ -82,10 +55,10 @@ class _TaskStream:
         self.cursor = 0
         self._plan = self._make_plan(0)
 
-    def _make_plan(self, epoch: int) -> list[list[int]]:
+    def _make_plan(self, epoch: int) -> list[np.ndarray]:
         key = _task_seed(self.data.task)
         permutation = np.random.default_rng([self._seed, key, epoch]).permutation(len(self.data))
-        shard = permutation[self._rank :: self._world].tolist()
+        shard = permutation[self._rank :: self._world]
         cfg = self._config
         plan = pack_batches(shard, self._lengths, cfg.max_tokens, cfg.max_sentences, cfg.bucket_size)
         order = np.random.default_rng([self._seed, key, epoch, self._rank]).permutation(len(plan))
@@ -100,21 +73,21 @@ class _TaskStream:
             )
         self.epoch, self.cursor = epoch, cursor
 
-    def next_batch(self) -> TaskBatch:
+    def next_batch(self) -> TaskBatch | LMBatch:
         """The next micro-batch, rolling over to the next epoch at the end of this one."""
         if self.cursor >= len(self._plan):
             self.seek(self.epoch + 1, 0)
-        batch = collate(self.data, self._plan[self.cursor])
+        batch = self.data.batch(self._plan[self.cursor])
         self.cursor += 1
         return batch
 
 
 class StepSchedule:
-    """Per optimizer step, the ordered ``task -> [TaskBatch, ...]`` of one data-parallel rank.
+    """Per optimizer step, the ordered ``task -> [micro-batch, ...]`` of one data-parallel rank.
 
     Args:
-        tasks: encoded training data per task; their order is the global task order and must be
-            the same on every rank.
+        tasks: training data per task (memory-mapped datasets); their order is the global task
+            order and must be the same on every rank.
         config: batching and sampling configuration.
         dp_rank / dp_world_size: this rank and the data-parallel world size.
         seed: identical on every rank.
@@ -124,7 +97,7 @@ class StepSchedule:
 
     def __init__(
         self,
-        tasks: Sequence[EncodedTask],
+        tasks: Sequence[TaskData],
         config: BatchingConfig,
         dp_rank: int,
         dp_world_size: int,
@@ -162,7 +135,7 @@ class StepSchedule:
         counts = np.bincount(draws, minlength=len(self.task_order))
         return {name: int(c) for name, c in zip(self.task_order, counts, strict=True) if c}
 
-    def next_step(self) -> dict[str, list[TaskBatch]]:
+    def next_step(self) -> dict[str, list[TaskBatch | LMBatch]]:
         """The micro-batches of the current step for this rank; advances the step."""
         plan = self.assignment(self.step)
         self.step += 1
@@ -170,7 +143,7 @@ class StepSchedule:
             task: [self._streams[task].next_batch() for _ in range(count)] for task, count in plan.items()
         }
 
-    def __iter__(self) -> Iterator[dict[str, list[TaskBatch]]]:
+    def __iter__(self) -> Iterator[dict[str, list[TaskBatch | LMBatch]]]:
         while True:
             yield self.next_step()
 

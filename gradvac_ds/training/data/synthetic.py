@@ -375,7 +375,7 @@ def generate_synthetic(config: SyntheticConfig | None = None) -> SyntheticCorpus
     sampler = _MeaningSampler(config, pivot)
     sizes = {"train": config.train_sentences, "valid": config.valid_sentences, "test": config.test_sentences}
     corpus = ParallelCorpus()
-    keep_all = FilterConfig(max_bytes=10**9, max_length_ratio=None)
+    keep_all = FilterConfig(max_chars=10**9, max_length_ratio=None)
     for code in config.language_codes:
         rng = random.Random(f"gradvac-synthetic/{config.seed}/sentences/{code}")
         meanings = iter(sampler.distinct(rng, sum(sizes.values())))

@@ -7,16 +7,16 @@ piece: SentencePiece never splits a user-defined symbol.
 The trained model is cached as ``{cache_dir}/spm-{key}.model`` where ``key`` is the SHA-256 of the
 training options and the exact training text, so a changed corpus or option trains a new model and
 an unchanged one is loaded. A file lock (``spm-{key}.lock``) lets several processes (e.g. the ranks
-of one job) call :func:`train_shared_vocabulary` at once: one trains, the others wait and load.
-**Training text.** Each language's sentences are de-duplicated (the pivot side repeats across the
-pairs of a multi-way corpus), then the languages are mixed by temperature, as the task sampler
-mixes pairs: with n_l distinct sentences in language l, a budget B = min(max_sentences, sum_l n_l)
-is split as B_l = B p_l with p_l = q_l^(1/T) / sum_m q_m^(1/T), q_l = n_l / sum_m n_m. A language
-with B_l < n_l is subsampled, one with B_l > n_l is repeated (whole copies, then a sample of the
-rest; SentencePiece counts a repeated sentence as that many occurrences), so a low-resource
-language is not split into characters by a vocabulary fitted to the large ones. T = 1 keeps the
-corpus' proportions (and, within the budget, the text itself). All draws are seeded by the
-language code, so training is deterministic; the per-language counts are logged.
+of one job) call :func:`train_vocabulary` at once: one trains, the others wait and load.
+**Training text**, bounded whatever the corpus size (:class:`VocabularySampler`). A first pass
+counts n_l training sentences per language; a budget B = min(max_sentences, sum_l n_l) is split
+as B_l = B p_l with p_l = q_l^(1/T) / sum_m q_m^(1/T), q_l = n_l / sum_m n_m, as the task sampler
+mixes pairs. A second pass keeps a sentence of language l when a hash of (l, sentence), read as a
+number in [0, 1), is below min(1, B_l / n_l): about B_l sentences, deterministic, and a sentence
+repeated in the corpus (the pivot side of a multi-way corpus) is kept once. A language with fewer
+kept sentences than B_l is repeated (whole copies, then a seeded sample of the rest; SentencePiece
+counts a repeated sentence as that many occurrences), so a low-resource language is not split into
+characters by a vocabulary fitted to the large ones. The per-language counts are logged.
 """
 
 import fcntl
@@ -28,6 +28,7 @@ import math
 import os
 import random
 import re
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -113,7 +114,7 @@ class SharedVocabulary:
 
     @classmethod
     def load(cls, path: str | Path) -> "SharedVocabulary":
-        """Load a ``.model`` file written by :func:`train_shared_vocabulary`."""
+        """Load a ``.model`` file written by :func:`train_vocabulary` (or ``gradvac-prepare``)."""
         try:
             return cls(Path(path).read_bytes())
         except OSError as exc:
@@ -170,28 +171,47 @@ class SharedVocabulary:
         return self._sp.decode(kept)
 
 
-def _draw(sentences: list[str], quota: int, lang: str) -> list[str]:
-    """``quota`` sentences of one language: a seeded subsample, or whole copies plus a subsample."""
-    copies, rest = divmod(quota, len(sentences))
-    chosen = sorted(random.Random(f"gradvac-spm-{lang}").sample(range(len(sentences)), rest))
-    return sentences * copies + [sentences[i] for i in chosen]
+class VocabularySampler:
+    """The temperature-mixed SentencePiece training text, sampled in one streaming pass.
 
+    Args:
+        counts: n_l, training sentences per language (first pass).
+        options: budget ``max_sentences`` and ``temperature``.
 
-def _training_text(text_by_language: Mapping[str, Iterable[str]], options: VocabularyOptions) -> list[str]:
-    distinct = {
-        lang: [s for s in dict.fromkeys(text_by_language[lang]) if s] for lang in sorted(text_by_language)
-    }
-    counts = {lang: len(sentences) for lang, sentences in distinct.items() if sentences}
-    if not counts:
-        return []
-    budget = min(options.max_sentences, sum(counts.values()))
-    quotas = temperature_quotas(counts, budget, options.temperature)
-    logger.info(
-        "SentencePiece training text (T=%g): %s",
-        options.temperature,
-        ", ".join(f"{lang} {quotas[lang]} of {n}" for lang, n in counts.items()),
-    )
-    return [s for lang in counts for s in _draw(distinct[lang], quotas[lang], lang)]
+    Memory is bounded by about ``max_sentences`` sentences.
+    """
+
+    def __init__(self, counts: Mapping[str, int], options: VocabularyOptions) -> None:
+        self.counts = {lang: n for lang, n in sorted(counts.items()) if n > 0}
+        if not self.counts:
+            raise VocabularyError("no non-empty training sentence to train the vocabulary on")
+        budget = min(options.max_sentences, sum(self.counts.values()))
+        self.quotas = temperature_quotas(self.counts, budget, options.temperature)
+        self._threshold = {lang: min(1.0, self.quotas[lang] / n) * 2**32 for lang, n in self.counts.items()}
+        self._kept: dict[str, dict[str, None]] = {lang: {} for lang in self.counts}
+        self.temperature = options.temperature
+
+    def offer(self, lang: str, sentence: str) -> None:
+        """Keep ``sentence`` of ``lang`` if its hash falls under the language's sampling rate."""
+        if sentence and zlib.crc32(f"{lang}\0{sentence}".encode()) < self._threshold.get(lang, 0.0):
+            self._kept[lang].setdefault(sentence)
+
+    def text(self) -> list[str]:
+        """The training text: each language's kept sentences, repeated up to its quota B_l."""
+        text = []
+        for lang, kept in self._kept.items():
+            sentences = list(kept)
+            if not sentences:
+                continue
+            copies, rest = divmod(self.quotas[lang], len(sentences))
+            chosen = sorted(random.Random(f"gradvac-spm-{lang}").sample(range(len(sentences)), rest))
+            text += sentences * copies + [sentences[i] for i in chosen]
+        logger.info(
+            "SentencePiece training text (T=%g): %s",
+            self.temperature,
+            ", ".join(f"{lang} {self.quotas[lang]} of {n}" for lang, n in self.counts.items()),
+        )
+        return text
 
 
 def _cache_key(text: Sequence[str], languages: Sequence[str], options: VocabularyOptions) -> str:
@@ -233,24 +253,21 @@ def _train(text: Sequence[str], languages: Sequence[str], options: VocabularyOpt
     return model.getvalue()
 
 
-def train_shared_vocabulary(
-    text_by_language: Mapping[str, Iterable[str]],
-    options: VocabularyOptions,
-    cache_dir: str | Path,
+def train_vocabulary(
+    text: Sequence[str], languages: Sequence[str], options: VocabularyOptions, cache_dir: str | Path
 ) -> SharedVocabulary:
     """Train (or load from the cache) a shared vocabulary with a ``<2xx>`` tag per language.
 
     Args:
-        text_by_language: each language's training sentences (its sides of the training pairs);
-            every key gets a target tag.
-        options: SentencePiece options, including the budget and temperature of the text.
+        text: the training sentences (:meth:`VocabularySampler.text`).
+        languages: every language that gets a target tag.
+        options: SentencePiece options.
         cache_dir: where ``spm-{key}.model`` is stored; created if missing.
 
     Raises:
         VocabularyError: if training fails, e.g. ``vocab_size`` too large for the text.
     """
-    languages = sorted(text_by_language)
-    text = _training_text(text_by_language, options)
+    languages = sorted(languages)
     if not text:
         raise VocabularyError("no non-empty training sentence to train the vocabulary on")
     cache_dir = Path(cache_dir)

@@ -1,6 +1,6 @@
-"""Multilingual translation Transformers built from megatron-core (T5Model, GPTModel)."""
+"""Multilingual Transformers built from megatron-core: translation (T5Model, GPTModel) and GPT LMs."""
 
-from gradvac_ds.training.modeling.build import build_model, tensor_parallel_size
+from gradvac_ds.training.modeling.build import build_language_model, build_model, tensor_parallel_size
 from gradvac_ds.training.modeling.config import (
     ModelConfig,
     ModelConfigError,
@@ -9,6 +9,7 @@ from gradvac_ds.training.modeling.config import (
     padded_vocab_size,
     resolve_config,
 )
+from gradvac_ds.training.modeling.language_model import LanguageModel
 from gradvac_ds.training.modeling.naming import ParameterLocation, is_tensor_parallel, parameter_location
 from gradvac_ds.training.modeling.param_count import count_parameters
 from gradvac_ds.training.modeling.translation import (
@@ -22,10 +23,12 @@ __all__ = [
     "DecoderOnlyTranslator",
     "DecodingState",
     "EncoderDecoderTranslator",
+    "LanguageModel",
     "ModelConfig",
     "ModelConfigError",
     "ParameterLocation",
     "TranslationModel",
+    "build_language_model",
     "build_model",
     "count_parameters",
     "is_tensor_parallel",

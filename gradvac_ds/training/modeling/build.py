@@ -29,6 +29,7 @@ from gradvac_ds.training.modeling.config import (
     resolve_config,
     validate_build,
 )
+from gradvac_ds.training.modeling.language_model import LanguageModel
 from gradvac_ds.training.modeling.specs import gpt_layer_spec, t5_block_specs
 from gradvac_ds.training.modeling.translation import (
     DecoderOnlyTranslator,
@@ -127,13 +128,38 @@ def build_model(
                 position_embedding_type="learned_absolute",
             )
             return EncoderDecoderTranslator(network, cfg, vocab_size, pad_id, cfg.label_smoothing)
-        network = GPTModel(
-            config=transformer_config(cfg, decoder_layers, tp_size),
-            transformer_layer_spec=gpt_layer_spec(),
-            vocab_size=rows,
-            max_sequence_length=cfg.max_sequence_length,
-            parallel_output=True,
-            share_embeddings_and_output_weights=cfg.share_embeddings,
-            position_embedding_type="learned_absolute",
-        )
-        return DecoderOnlyTranslator(network, cfg, vocab_size, pad_id, cfg.label_smoothing)
+        return DecoderOnlyTranslator(_gpt(cfg, rows, tp_size), cfg, vocab_size, pad_id, cfg.label_smoothing)
+
+
+def _gpt(cfg: ModelConfig, rows: int, tp_size: int) -> GPTModel:
+    """The megatron-core GPT network of the ``decoder`` kind (causal self-attention only)."""
+    return GPTModel(
+        config=transformer_config(cfg, cfg.num_layers("decoder")[1], tp_size),
+        transformer_layer_spec=gpt_layer_spec(),
+        vocab_size=rows,
+        max_sequence_length=cfg.max_sequence_length,
+        parallel_output=True,
+        share_embeddings_and_output_weights=cfg.share_embeddings,
+        position_embedding_type="learned_absolute",
+    )
+
+
+def build_language_model(
+    spec: str | Path | ModelConfig | Mapping[str, Any],
+    vocab_size: int,
+    *,
+    seed: int = 1234,
+    device: str | torch.device = "cpu",
+) -> LanguageModel:
+    """The ``decoder`` kind's GPT network as a causal language model (multilingual pretraining).
+
+    Same network, parameter names and seeding as :func:`build_model` with ``kind="decoder"``;
+    the loss is plain cross entropy (no label smoothing), so ``exp(loss)`` is the perplexity.
+    """
+    cfg = resolve_config(spec)
+    tp_size = tensor_parallel_size()
+    validate_build(cfg, vocab_size, "decoder", tp_size)
+    rows = padded_vocab_size(vocab_size, tp_size, cfg.make_vocab_size_divisible_by)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        return LanguageModel(_gpt(cfg, rows, tp_size), cfg, vocab_size)

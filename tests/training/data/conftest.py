@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from data_helpers import vocabulary_from_text
 
 from gradvac_ds.training.data import (
     SharedVocabulary,
@@ -10,7 +11,6 @@ from gradvac_ds.training.data import (
     SyntheticCorpus,
     VocabularyOptions,
     generate_synthetic,
-    train_shared_vocabulary,
 )
 
 SMALL = SyntheticConfig(
@@ -37,4 +37,4 @@ def vocabulary(small_synthetic: SyntheticCorpus, vocab_dir: Path) -> SharedVocab
         for source, target in splits["train"]:
             text[src].append(source)
             text[tgt].append(target)
-    return train_shared_vocabulary(text, VocabularyOptions(vocab_size=300), vocab_dir)
+    return vocabulary_from_text(text, VocabularyOptions(vocab_size=300), vocab_dir)

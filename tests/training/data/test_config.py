@@ -44,7 +44,12 @@ def test_defaults_and_nested_sections() -> None:
         ({"pivot": "EN"}, r"data\.pivot: invalid language code"),
         ({"source": "fairseq"}, r"data\.path: required for source 'fairseq'"),
         ({"source": "tsv"}, r"data\.tsv: required for source 'tsv'"),
-        ({"max_positions": 5000}, r"data\.max_positions: must be in \[3, batching\.max_tokens=4096\]"),
+        ({"max_positions": 5000}, r"data\.max_positions: must be in \[3, 4096\] \(batching\.max_tokens\)"),
+        (
+            {"source": "monolingual", "path": "x", "max_positions": 4096},
+            r"data\.max_positions: must be in \[3, 4095\] \(batching\.max_tokens - 1",
+        ),
+        ({"source": "parquet"}, r"allowed values: \[.*'monolingual'\]"),
         ({"vocab": {"model_type": "word"}}, r"vocab\.model_type: 'word'; allowed: \['unigram', 'bpe'\]"),
         ({"synthetic": []}, r"data\.synthetic must be a mapping"),
     ],

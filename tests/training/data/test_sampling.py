@@ -1,30 +1,40 @@
 """Temperature sampling, rank-consistent step schedule, sharding, and exact resumption."""
 
+import functools
 import json
 import math
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from data_helpers import write_pairs
 
 from gradvac_ds.training.data import (
     BatchingConfig,
     DataConfigError,
-    EncodedTask,
+    PairDataset,
     StepSchedule,
     temperature_probabilities,
 )
 
+_DATASETS = tempfile.TemporaryDirectory(prefix="gradvac-sampling-")  # removed at interpreter exit
+
 SIZES = {"aa-en": 4000, "bb-en": 1000, "cc-en": 400, "dd-en": 100}
 
 
-def _tasks(sizes: dict[str, int] = SIZES) -> list[EncodedTask]:
+def _tasks(sizes: dict[str, int] = SIZES) -> list[PairDataset]:
     """Example i of each task has source pieces [i + 10] * (1 + i % 9), so a row names its example."""
-    return [
-        EncodedTask(
-            name, 4, [[i + 10] * (1 + i % 9) for i in range(n)], [[7] * (1 + i % 5) for i in range(n)]
-        )
-        for name, n in sizes.items()
-    ]
+    return [_task(name, n) for name, n in sizes.items()]
+
+
+@functools.cache
+def _task(name: str, n: int) -> PairDataset:
+    directory = Path(_DATASETS.name) / f"{name}-{n}"
+    directory.mkdir()
+    return write_pairs(
+        directory, name, 4, [[i + 10] * (1 + i % 9) for i in range(n)], [[7] * (1 + i % 5) for i in range(n)]
+    )
 
 
 def _example_ids(step: dict) -> dict[str, list[int]]:

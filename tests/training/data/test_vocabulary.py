@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 import sentencepiece as spm
+from data_helpers import vocabulary_from_text
 
 from gradvac_ds.training.data import (
     DataConfigError,
+    Encoder,
     SharedVocabulary,
     VocabularyError,
     VocabularyOptions,
-    encode_corpus,
+    VocabularySampler,
     language_tag,
-    train_shared_vocabulary,
 )
 
 
@@ -58,23 +59,23 @@ def test_pickle_round_trip(vocabulary: SharedVocabulary) -> None:
 def test_cache_hit_does_not_retrain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = [f"alpha beta gamma {i} delta" for i in range(200)]
     options = VocabularyOptions(vocab_size=40)
-    first = train_shared_vocabulary({"de": text, "en": []}, options, tmp_path)
+    first = vocabulary_from_text({"de": text, "en": ["hello"]}, options, tmp_path)
     assert len(list(tmp_path.glob("spm-*.model"))) == 1
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise RuntimeError("SentencePiece retrained despite a cached model")
 
     monkeypatch.setattr(spm.SentencePieceTrainer, "train", refuse)
-    second = train_shared_vocabulary({"en": [], "de": text}, options, tmp_path)
+    second = vocabulary_from_text({"en": ["hello"], "de": text}, options, tmp_path)
     assert second.model_proto == first.model_proto
     with pytest.raises(VocabularyError, match="retrained despite"):
-        train_shared_vocabulary({"de": [*text, "one more sentence"], "en": []}, options, tmp_path)
+        vocabulary_from_text({"de": [*text, "one more sentence"], "en": ["hello"]}, options, tmp_path)
 
 
 def test_different_options_give_a_different_cache_entry(tmp_path: Path) -> None:
     text = [f"alpha beta gamma {i} delta" for i in range(200)]
-    train_shared_vocabulary({"de": text, "en": []}, VocabularyOptions(vocab_size=40), tmp_path)
-    train_shared_vocabulary({"de": text, "en": []}, VocabularyOptions(vocab_size=45), tmp_path)
+    vocabulary_from_text({"de": text, "en": ["hello"]}, VocabularyOptions(vocab_size=40), tmp_path)
+    vocabulary_from_text({"de": text, "en": ["hello"]}, VocabularyOptions(vocab_size=45), tmp_path)
     assert len(list(tmp_path.glob("spm-*.model"))) == 2
     loaded = SharedVocabulary.load(next(tmp_path.glob("spm-*.model")))
     assert loaded.languages == ["de", "en"]
@@ -82,22 +83,40 @@ def test_different_options_give_a_different_cache_entry(tmp_path: Path) -> None:
 
 def test_vocab_size_too_large_is_explained(tmp_path: Path) -> None:
     with pytest.raises(VocabularyError, match=r"vocab.vocab_size=5000 is too large.*at most \d+ pieces"):
-        train_shared_vocabulary(
+        vocabulary_from_text(
             {"de": ["tiny text"], "en": ["tiny tiny"]}, VocabularyOptions(vocab_size=5000), tmp_path
         )
 
 
-def test_empty_training_text(tmp_path: Path) -> None:
+def test_empty_training_text() -> None:
     with pytest.raises(VocabularyError, match="no non-empty training sentence"):
-        train_shared_vocabulary({"de": ["", ""]}, VocabularyOptions(), tmp_path)
+        VocabularySampler({"de": 0}, VocabularyOptions())
+
+
+def test_sampler_keeps_a_repeated_sentence_once_and_is_deterministic() -> None:
+    options = VocabularyOptions(max_sentences=50, temperature=1.0)
+    texts = []
+    for _ in range(2):
+        sampler = VocabularySampler({"de": 1000}, options)
+        for i in range(1000):
+            sampler.offer("de", f"satz {i % 500}")  # every sentence twice (a pivot shared by 2 pairs)
+        texts.append(sampler.text())
+    assert texts[0] == texts[1] and len(texts[0]) == 50
+    assert 10 < len(set(texts[0])) <= 50
 
 
 def test_worker_encoding_equals_in_process(vocabulary: SharedVocabulary, small_synthetic) -> None:
     texts = [side for pair in small_synthetic.corpus.pairs[("qaa", "en")]["train"] for side in pair]
-    in_process = encode_corpus(vocabulary, texts, workers=1)
-    parallel = encode_corpus(vocabulary, texts, workers=2, min_parallel=0, chunk_size=100)
-    assert parallel == in_process
-    assert in_process == [vocabulary.encode(t) for t in texts]
+    chunks = [texts[i : i + 100] for i in range(0, len(texts), 100)]
+    with Encoder(vocabulary, workers=1) as encoder:
+        in_process = list(encoder.stream(iter(chunks)))
+    with Encoder(vocabulary, workers=2) as encoder:
+        parallel = list(encoder.stream(iter(chunks)))
+    assert [c for c, _ in parallel] == chunks
+    for (_, (flat, lengths)), (_, (flat2, lengths2)) in zip(in_process, parallel, strict=True):
+        assert flat.tolist() == flat2.tolist() and lengths.tolist() == lengths2.tolist()
+    flat = [int(i) for _, (f, _) in in_process for i in f]
+    assert flat == [i for t in texts for i in vocabulary.encode(t)]
 
 
 def _language(letters: str, sentences: int, seed: int) -> list[str]:
@@ -118,7 +137,7 @@ def test_temperature_gives_a_low_resource_language_its_own_pieces(tmp_path: Path
     for temperature in (1.0, 5.0):
         options = VocabularyOptions(vocab_size=150, temperature=temperature)
         with caplog.at_level(logging.INFO, logger="gradvac_ds.training.data.vocabulary"):
-            vocabulary = train_shared_vocabulary({"la": large, "sm": small[:60]}, options, tmp_path)
+            vocabulary = vocabulary_from_text({"la": large, "sm": small[:60]}, options, tmp_path)
         processor = spm.SentencePieceProcessor(model_proto=vocabulary.model_proto)
         pieces = [processor.id_to_piece(i).lstrip("\u2581") for i in range(len(vocabulary))]
         own_pieces[temperature] = sum(len(p) > 1 and set(p) <= set(small_letters) for p in pieces)
@@ -134,7 +153,7 @@ def test_budget_subsamples_and_temperature_must_be_positive(tmp_path: Path, capl
     text = {"aa": [f"alpha beta {i}" for i in range(300)], "bb": [f"gamma delta {i}" for i in range(100)]}
     with caplog.at_level(logging.INFO, logger="gradvac_ds.training.data.vocabulary"):
         options = VocabularyOptions(vocab_size=30, max_sentences=200, temperature=1.0)
-        train_shared_vocabulary(text, options, tmp_path)
+        vocabulary_from_text(text, options, tmp_path)
     assert "aa 150 of 300, bb 50 of 100" in caplog.text
     for bad in (0, -1.0, float("inf"), "5", True):
         with pytest.raises(DataConfigError, match=r"vocab\.temperature: must be a number > 0"):
