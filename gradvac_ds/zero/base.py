@@ -44,6 +44,9 @@ class GradientAdapter(ABC):
     """
 
     partitioned: bool = True
+    device: torch.device | None = None
+    """Where the reduced gradient lives when that is not the accelerator (optimizer offload: host
+    memory); the engine keeps the task buffers, computes the Gram and combines there."""
 
     def __init__(self, layouts: list[BufferLayout]) -> None:
         self.layouts = layouts
