@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--world", type=int, default=2)
     parser.add_argument("--plot", default="runs/bench_scale/bench_scale.png")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--run", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--scale-run", default="", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -177,7 +177,7 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     deepspeed.utils.logger.setLevel(logging.WARNING)
-    run = json.loads(args.run)
+    run = json.loads(args.scale_run)
     accelerator = deepspeed.get_accelerator()
     deepspeed.init_distributed(dist_backend="gloo" if accelerator.device_name() == "cpu" else None)
     device = torch.device(accelerator.current_device_name())
@@ -393,7 +393,7 @@ def main() -> None:
     results = []
     for run in runs(args):
         print(f"[bench_scale] {run['label']}", file=sys.stderr, flush=True)
-        report = launch_workers(__file__, [*forwarded, "--run", json.dumps(run)], args.world, "bench_scale")
+        report = launch_workers(__file__, [*forwarded, "--scale-run", json.dumps(run)], args.world, "bench_scale")
         if report is None:
             sys.exit(1)
         results.append(report)

@@ -124,7 +124,7 @@ import json, sys
 from pathlib import Path
 out, dry_run, w2_note, statuses = Path(sys.argv[1]), sys.argv[2] == "1", sys.argv[3], sys.argv[4]
 status = dict(item.split("=") for item in statuses.split())
-summary = {"dry_run": dry_run, "exit_status": {k: int(v) for k, v in sorted(status.items())}, "exact_w2": w2_note}
+summary = {"dry_run": dry_run, "exit_status": {k: int(v) for k, v in sorted(status.items())}, "exact_w2_backend": w2_note}
 for name in ("exact_w1", "exact_w2", "bf16_mcore", "engine", "kernels"):
     log = out / f"{name}.log"
     lines = [l for l in log.read_text().splitlines() if l.startswith("{")] if log.exists() else []

@@ -161,6 +161,6 @@ def print_table(title: str, columns: list[tuple[str, int, str]], rows: list[list
     for row in rows:
         cells = []
         for value, (_, width, spec) in zip(row, columns, strict=True):
-            cells.append(f"{value:>{width}}" if value is None else f"{value:>{width}{spec}}")
+            cells.append("-".rjust(width) if value is None else f"{value:>{width}{spec}}")
         print(" ".join(cells))
     print()
