@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import logging
 import math
@@ -74,7 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", default="4,8,16", help="comma-separated K values (tasks per step)")
     parser.add_argument("--naive-tasks", default="16", help="K values at which the naive baseline runs")
     parser.add_argument("--world", type=int, default=2, help="data-parallel ranks N")
-    parser.add_argument("--steps", type=int, default=8, help="timed rounds per K (each runs every mode once)")
+    parser.add_argument(
+        "--steps", type=int, default=12, help="timed rounds per K (each runs every mode once)"
+    )
+    parser.add_argument("--naive-steps", type=int, default=4, help="timed rounds of naive against plain")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds per K before the timed ones")
     parser.add_argument("--phase-steps", type=int, default=3, help="instrumented steps per K and mode")
     parser.add_argument("--gram-dtype", default="fp32", choices=("fp32", "fp64"))
@@ -269,11 +273,53 @@ def instrumented(engines: dict[str, Any], seams: dict[str, Seams], args, num_tas
 
 
 # ---------------------------------------------------------------------------------------- worker
-def measure(args: argparse.Namespace, num_tasks: int) -> dict[str, Any]:
-    """Everything for one K; identical on every rank after the final reductions."""
+def timed_rounds(engines, orders: list[tuple[str, ...]], args, num_tasks: int, rounds: int, first: int):
+    """Run ``rounds`` rounds, round r running one step of each mode in ``orders[r % len(orders)]``
+    on the same batches; returns per mode the (slower-rank) wall seconds of forward/backward and of
+    the step, and the CPU seconds of all ranks, without the first ``args.warmup`` rounds."""
     from deepspeed import comm as dist
 
-    rank, world = dist.get_rank(), dist.get_world_size()
+    rank = dist.get_rank()
+    modes = list(orders[0])
+    raw: dict[str, list[list[float]]] = {m: [[], [], []] for m in modes}
+    for rnd in range(rounds):
+        batches = [task_batch(args, first + rnd, k, num_tasks, rank) for k in range(num_tasks)]
+        for mode in orders[rnd % len(orders)]:
+            dist.barrier()
+            for series, value in zip(raw[mode], run_step(engines[mode], mode, batches), strict=True):
+                series.append(value)
+        if rank == 0:
+            print(f"[bench_engine] K={num_tasks} {'/'.join(modes)} round {rnd + 1}/{rounds}", file=sys.stderr)
+    wall = torch.tensor([raw[m][:2] for m in modes], dtype=torch.float64)
+    dist.all_reduce(wall, op=dist.ReduceOp.MAX)  # the slower rank per step
+    cpu = torch.tensor([raw[m][2] for m in modes], dtype=torch.float64)
+    dist.all_reduce(cpu)  # CPU seconds of all ranks together
+    keep = slice(args.warmup, None)
+    fb = {m: wall[i, 0, keep].tolist() for i, m in enumerate(modes)}
+    st = {m: wall[i, 1, keep].tolist() for i, m in enumerate(modes)}
+    total = {m: [a + b for a, b in zip(fb[m], st[m], strict=True)] for m in modes}
+    return fb, st, total, {m: cpu[i, keep].tolist() for i, m in enumerate(modes)}
+
+
+def paired(num: str, den: str, times: dict[str, list[float]]) -> float | None:
+    """Median over rounds of the per-round ratio num / den (None when ``num`` did not run)."""
+    if num not in times or den not in times:
+        return None
+    return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))
+
+
+def measure(args: argparse.Namespace, num_tasks: int) -> dict[str, Any]:
+    """Everything for one K; identical on every rank after the final reductions.
+
+    The three DeepSpeed modes run in rounds that cycle through all six orders of the three, so each
+    mode runs equally often at each position and after each other mode. The naive baseline, whose
+    float64 copies of K full gradients disturb the caches and the allocator of whatever runs next,
+    is timed in rounds of its own against plain DeepSpeed (alternating which goes first); its ratio
+    to gradvac is (naive / plain) / (gradvac / plain).
+    """
+    from deepspeed import comm as dist
+
+    world = dist.get_world_size()
     naive_ks = {int(k) for k in args.naive_tasks.split(",") if k}
     modes = [m for m in MODES if m != "naive" or num_tasks in naive_ks]
     built = {mode: build(args, num_tasks, mode) for mode in modes}
@@ -282,39 +328,29 @@ def measure(args: argparse.Namespace, num_tasks: int) -> dict[str, Any]:
     gv = engines["gradvac"]
     num_params = sum(p.numel() for p in gv.module.parameters())
     rounds = args.warmup + args.steps
-    fwd_bwd: dict[str, list[float]] = {m: [] for m in modes}
-    step: dict[str, list[float]] = {m: [] for m in modes}
-    cpu: dict[str, list[float]] = {m: [] for m in modes}
-    for rnd in range(rounds):
-        batches = [task_batch(args, rnd, k, num_tasks, rank) for k in range(num_tasks)]
-        order = modes[rnd % len(modes) :] + modes[: rnd % len(modes)]
-        for mode in order:
-            dist.barrier()
-            a, b, c = run_step(engines[mode], mode, batches)
-            fwd_bwd[mode].append(a)
-            step[mode].append(b)
-            cpu[mode].append(c)
-        if rank == 0:
-            print(f"[bench_engine] K={num_tasks} round {rnd + 1}/{rounds}", file=sys.stderr, flush=True)
-
-    stacked = torch.tensor([[fwd_bwd[m], step[m]] for m in modes], dtype=torch.float64)
-    dist.all_reduce(stacked, op=dist.ReduceOp.MAX)  # the slower rank per step
-    fb = {m: stacked[i, 0, args.warmup :].tolist() for i, m in enumerate(modes)}
-    st = {m: stacked[i, 1, args.warmup :].tolist() for i, m in enumerate(modes)}
-    total = {m: [a + b for a, b in zip(fb[m], st[m], strict=True)] for m in modes}
-    cpu_sum = torch.tensor([cpu[m] for m in modes], dtype=torch.float64)
-    dist.all_reduce(cpu_sum)  # CPU seconds of all ranks together
-    cpu_total = {m: cpu_sum[i, args.warmup :].tolist() for i, m in enumerate(modes)}
-
-    def paired(num: str, den: str, times: dict[str, list[float]]) -> float | None:
-        if num not in times:
-            return None
-        return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))
+    orders = list(itertools.permutations(("gradvac", "sum", "plain")))
+    fb, st, total, cpu_total = timed_rounds(engines, orders, args, num_tasks, rounds, first=0)
+    ratio = {f"{a}/{b}": paired(a, b, total) for a, b in RATIOS}
+    cpu_ratio = {f"{a}/{b}": paired(a, b, cpu_total) for a, b in RATIOS}
+    best_ratio = {f"{a}/{b}": min(total[a]) / min(total[b]) for a, b in RATIOS}
+    if "naive" in engines:
+        pair_orders = [("plain", "naive"), ("naive", "plain")]
+        n_fb, n_st, n_total, n_cpu = timed_rounds(
+            engines, pair_orders, args, num_tasks, args.warmup + args.naive_steps, first=rounds
+        )
+        fb["naive"], st["naive"], total["naive"], cpu_total["naive"] = (
+            n_fb["naive"], n_st["naive"], n_total["naive"], n_cpu["naive"]
+        )  # fmt: skip
+        for table, times in ((ratio, n_total), (cpu_ratio, n_cpu)):
+            table["naive/plain"] = paired("naive", "plain", times)
+            table["naive/gradvac"] = table["naive/plain"] / table["gradvac/plain"]
+        best_ratio["naive/plain"] = min(n_total["naive"]) / min(n_total["plain"])
+        best_ratio["naive/gradvac"] = best_ratio["naive/plain"] / best_ratio["gradvac/plain"]
 
     buffers = torch.tensor([float(gv.task_buffer_bytes)], dtype=torch.float64)
     dist.all_reduce(buffers, op=dist.ReduceOp.MAX)
     ideal = num_tasks * num_params / world * 4
-    instr = instrumented(engines, seams, args, num_tasks, first_round=rounds)
+    instr = instrumented(engines, seams, args, num_tasks, first_round=rounds + args.naive_steps + args.warmup)
     num_groups = gv.grouping.num_groups
     result = {
         "K": num_tasks,
@@ -327,9 +363,9 @@ def measure(args: argparse.Namespace, num_tasks: int) -> dict[str, Any]:
         "median_opt_step_ms": {m: 1e3 * statistics.median(st[m]) for m in modes},
         "best_step_ms": {m: 1e3 * min(total[m]) for m in modes},
         "median_cpu_ms": {m: 1e3 * statistics.median(cpu_total[m]) for m in modes},
-        "ratio": {f"{a}/{b}": paired(a, b, total) for a, b in RATIOS},
-        "cpu_ratio": {f"{a}/{b}": paired(a, b, cpu_total) for a, b in RATIOS},
-        "best_ratio": {f"{a}/{b}": min(total[a]) / min(total[b]) if a in total else None for a, b in RATIOS},
+        "ratio": ratio,
+        "cpu_ratio": cpu_ratio,
+        "best_ratio": best_ratio,
         "task_buffer_bytes": int(buffers.item()),
         "naive_task_buffer_bytes": num_tasks * num_params * 4,
         "ideal_KP_over_N_bytes": ideal,
@@ -346,8 +382,6 @@ RATIOS = (
     ("gradvac", "plain"),
     ("gradvac", "sum"),
     ("sum", "plain"),
-    ("naive", "plain"),
-    ("naive", "gradvac"),
 )
 SIGNATURE_SLOTS = 4
 
@@ -465,7 +499,7 @@ def emit(report: dict[str, Any]) -> None:
             title,
             [*times, *ratios],
             [
-                [q["K"], *(cell(q, key, m) for m in MODES), *(q[ratio_key][n] for n, _, _ in ratios)]
+                [q["K"], *(cell(q, key, m) for m in MODES), *(q[ratio_key].get(n) for n, _, _ in ratios)]
                 for q in rows
             ],
         )

@@ -189,10 +189,8 @@ def worker(args: argparse.Namespace) -> None:
     num_params = sum(p.numel() for p in model.parameters())
     ds_cfg, gv_cfg = split_config(ds_config(run, args))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    layout = layout_of(optimizer.param_groups)  # before ZeRO-3 replaces the groups by its partitions
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_cfg, mpu=MegatronMPU())
-    layout = layout_of(
-        engine.optimizer.optimizer.param_groups if run["stage"] == 3 else optimizer.param_groups
-    )
     del model
     timer = PhaseTimer()
     gv = GradVacEngine(engine, gv_cfg, observer=timer) if run["mode"] == "gradvac" else None
@@ -393,7 +391,9 @@ def main() -> None:
     results = []
     for run in runs(args):
         print(f"[bench_scale] {run['label']}", file=sys.stderr, flush=True)
-        report = launch_workers(__file__, [*forwarded, "--scale-run", json.dumps(run)], args.world, "bench_scale")
+        report = launch_workers(
+            __file__, [*forwarded, "--scale-run", json.dumps(run)], args.world, "bench_scale"
+        )
         if report is None:
             sys.exit(1)
         results.append(report)
