@@ -30,11 +30,13 @@ PY="${PYTHON:-python}"
 if [[ $DRY_RUN == 1 ]]; then
   export DS_ACCELERATOR=cpu OMP_NUM_THREADS=1
   CASES="s2_fp32,sum_s2,s3_fp32_offload"
-  BF16_ARGS=(--sizes "toy=64:2:128:2:512" --stages 2 --k-sweep "" --steps 1 --warmup 0 --world 1 --seq 8)
+  BF16_ARGS=(--sizes "toy=64:2:128:2:512" --stages 2 --k-sweep "" --steps 1 --warmup 0 --world 1 --seq 8
+             --precision bf16)
   ENGINE_ARGS=(--world 1 --tasks 3 --naive-tasks 3 --steps 1 --warmup 0 --phase-steps 1 --layers 1
                --d-model 32 --heads 2 --ffn 64 --vocab 64 --seq 16 --batch 2)
   KERNEL_ARGS=(--tasks 4 --numel 100000 --repeats 1)
   W2_BACKEND_NOTE="gloo on CPU"
+  TIMEOUT_SCALE=5  # two shared CPU cores, not a GPU
 else
   export DS_ACCELERATOR=cuda
   CASES="s0_fp32,s1_fp32,s2_fp32,s2_fp32_cg1_oc1_rr,s3_fp32,s3_fp32_p0,pcgrad_s2,s0_bf16,s1_bf16_fp32acc,s2_bf16,s3_bf16,s2_fp16,s3_fp16,sum_s0,sum_s2,sum_s3,s2_fp32_offload,s3_fp32_offload,sum_s2_offload,sum_s3_offload,comm_s2,comm_s3,overflow_s2_fp16"
@@ -44,6 +46,7 @@ else
                --d-model 1024 --heads 16 --ffn 4096 --vocab 32000 --seq 256 --batch 8)
   KERNEL_ARGS=(--tasks 16 --numel 50000000 --repeats 5)
   W2_BACKEND_NOTE="NCCL, 2 ranks on one GPU"
+  TIMEOUT_SCALE=1
 fi
 
 declare -A STATUS
@@ -52,7 +55,7 @@ step() {  # step NAME TIMEOUT_S COMMAND...
   shift 2
   local start=$SECONDS
   echo "[gpu_check] $name: $*" | tee -a "$OUT/steps.txt"
-  timeout "$limit" bash -c '"$@"' _ "$@" >"$OUT/$name.log" 2>&1
+  timeout "$((limit * TIMEOUT_SCALE))" bash -c '"$@"' _ "$@" >"$OUT/$name.log" 2>&1
   local rc=$?
   STATUS[$name]=$rc
   echo "[gpu_check] $name: rc=$rc in $((SECONDS - start)) s" | tee -a "$OUT/steps.txt"
