@@ -21,7 +21,9 @@ are formed is the Gram dtype:
   noticeable. Measured on 500k-element gradients with a 1000x range of magnitudes: 3e-8 against the
   float64 Gram (``tests/test_gram.py`` pins 1e-6). GradVac compares these cosines against EMA
   targets moving by beta ~ 1e-2 per step, so the error is orders of magnitude below what decides
-  a correction; it is 4-8x faster on a CPU and uses the GPU's float32 units.
+  a correction; it is 4-8x faster on a CPU and uses the GPU's float32 units. Groups whose values
+  leave float32's range (overflow, or squared norms small enough for underflow to matter) are
+  recomputed in float64, so huge or tiny gradients give the float64 answer.
 
 Segments are processed in column chunks of at most ``CHUNK_ELEMENTS / K`` columns, so the upcast
 temporary stays near ``CHUNK_ELEMENTS`` elements however large a parameter's slice is.
@@ -39,6 +41,10 @@ CHUNK_ELEMENTS = 1 << 22
 GRAM_BLOCK = 4096
 """Columns of one float32 GEMM block of the float32 Gram (its products are summed in float64)."""
 GRAM_DTYPES = (torch.float32, torch.float64)
+TINY_SQUARED_NORM = 2.0**-64
+"""A float32 Gram group with a squared norm below this is recomputed in float64. Above it,
+the products lost to float32 underflow (each at most 2^-149 = 1.4e-45) add up to at most
+n * 1.4e-45 for n elements, below 3e-17 of the norm for n <= 1e9."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +87,28 @@ def accumulate_gram(
     dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
     """Add the Gram slices of ``buffer[K, N]`` into ``gram[L, K, K]`` (float64) in place; ``dtype`` is
-    the GEMM dtype (float64, or float32 blocks summed in float64: see the module docstring)."""
+    the GEMM dtype (float64, or float32 blocks summed in float64: see the module docstring).
+
+    With float32 a group whose slice left float32's range is recomputed in float64: a non-finite
+    entry (a product or partial sum above 3.4e38, or a non-finite gradient) or a squared norm below
+    ``TINY_SQUARED_NORM``: products of its elements fall into float32's subnormals (below 2^-126)
+    and lose their significand, down to an exact 0 that cannot be told from a zero gradient, so an
+    exactly zero norm is recomputed too (rare: a task with no gradient on a whole group). One [L]
+    check per call decides it."""
     if dtype not in GRAM_DTYPES:
         raise ValueError(f"Gram dtype {dtype} is not one of {GRAM_DTYPES}")
+    segments = list(segments)
+    if dtype == torch.float64:
+        return _accumulate(gram, buffer, segments, torch.float64)
+    part = _accumulate(torch.zeros_like(gram), buffer, segments, torch.float32)
+    redo = _outside_float32_range(part)
+    if redo:
+        part[redo] = 0.0
+        _accumulate(part, buffer, [seg for seg in segments if seg.group in redo], torch.float64)
+    return gram.add_(part)
+
+
+def _accumulate(gram: torch.Tensor, buffer: torch.Tensor, segments: list[Segment], dtype: torch.dtype):
     rows = buffer.shape[0]
     multiple = GRAM_BLOCK if dtype == torch.float32 else 1
     for seg in segments:
@@ -94,6 +119,14 @@ def accumulate_gram(
             else:
                 gram[seg.group].add_(_blocked_float32_gram(block), alpha=seg.scale)
     return gram
+
+
+def _outside_float32_range(gram: torch.Tensor) -> list[int]:
+    """Groups of ``gram[L, K, K]`` whose float32 products may be wrong (see :func:`accumulate_gram`)."""
+    norms = gram.diagonal(dim1=1, dim2=2)
+    tiny = (norms < TINY_SQUARED_NORM).any(dim=1)
+    bad = tiny | ~torch.isfinite(gram).flatten(1).all(dim=1)
+    return bad.nonzero().flatten().tolist()
 
 
 def _blocked_float32_gram(block: torch.Tensor) -> torch.Tensor:
