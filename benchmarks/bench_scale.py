@@ -9,8 +9,8 @@ the Gram, its all-reduce and the solver grow with K.
 
 Models: megatron-core ``GPTModel`` built by :func:`gradvac_ds.training.modeling.build_model`
 (decoder-only translator, learned positions, tied embeddings). Sizes (``name=hidden:layers:ffn:heads:vocab``):
-``small`` 5.6M, ``medium`` 31M, ``gpt110m`` 111M parameters; ``--sizes`` also takes new definitions.
-The default run (``small,gpt110m`` x stages 2, 3, plus the sweep) takes ~10 minutes on two free
+``small`` 5.3M, ``medium`` ~33M, ``gpt110m`` 110M parameters; ``--sizes`` also takes new definitions.
+The default run (``small,gpt110m`` x stages 2, 3, plus the sweep) took 6 minutes on two shared
 cores; ``--sizes medium`` or a larger custom size for more.
 
 Per run it reports: the median step time (slower rank) of ``--steps`` steps after ``--warmup``,
