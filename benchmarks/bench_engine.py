@@ -1,77 +1,70 @@
-"""GradVacEngine overhead inside DeepSpeed ZeRO-2: step time, task-buffer memory, hook traffic.
+"""GradVacEngine overhead inside DeepSpeed ZeRO-2 against plain DeepSpeed and a naive data-parallel GradVac.
 
-One command runs everything: ``python benchmarks/bench_engine.py`` re-launches this file on two
-gloo ranks (``python -m torch.distributed.run --nproc_per_node 2``, ``DS_ACCELERATOR=cpu``, one
-thread per rank), collects rank 0's results, and prints a table followed by one JSON line.
+One command runs everything: ``python benchmarks/bench_engine.py`` re-launches this file on
+``--world`` gloo ranks (default 2; ``DS_ACCELERATOR=cpu``, one thread per rank; on a GPU box set
+``DS_ACCELERATOR=cuda`` and it runs NCCL), collects rank 0's results, prints tables and then one
+JSON line.
 
 Workload: a small causal language model (token + position embeddings, a pre-norm
-``nn.TransformerEncoder`` whose parameters are named ``encoder.layers.N.*``, final LayerNorm, output
-head), fp32, ZeRO stage 2, data parallel over N = 2 ranks. For each K in ``--tasks`` (default
-4, 8, 16) every step runs K tasks with one micro-batch each, so ``gradient_accumulation_steps = K``
-and each task's data comes from its own slice of the vocabulary. Default granularity ``layer``.
+``nn.TransformerEncoder`` named ``encoder.layers.N.*``, final LayerNorm, output head), fp32, ZeRO
+stage 2, data parallel over N ranks. For each K in ``--tasks`` (default 4, 8, 16) every step runs K
+tasks of one micro-batch each (``gradient_accumulation_steps = K``); task k draws tokens from its
+own window of the vocabulary. Granularity ``layer``; ``--gram-dtype`` picks the Gram's GEMM dtype.
 
-What is measured, per K:
+Modes, all built from the same initial weights and fed the same micro-batches:
 
-* **Step time.** Three engines built from the same initial weights: GradVacEngine with
-  ``mode: gradvac``, GradVacEngine with ``mode: sum``, and plain DeepSpeed
-  (``engine.backward``/``engine.step`` per micro-batch, no GradVac). They run in the same process,
-  one step each per round, with the order rotated every round so that each mode takes each
-  position equally often (drift and ordering effects cancel); every round feeds the same batches
-  to all three. The first ``--warmup`` rounds are dropped. A step's time is wall clock from a
-  barrier to the end of its optimizer step, the slower of the two ranks. Reported ratios are the
-  median over rounds of the per-round ratios (paired, so a slow round for the whole box cancels).
-  Also reported: the ratio of each mode's fastest step (contention from other processes only ever
-  adds time) and the same paired ratios on CPU time (``time.process_time``, all threads, both
-  ranks summed), which does not count time spent descheduled on a busy machine.
-  Note that ``mode: sum`` still captures the task gradients, builds and all-reduces the Gram and
-  combines (with unit weights): gradvac/sum isolates the solver loop, gradvac/plain is the full
-  cost of GradVac over stock DeepSpeed.
-* **Task-buffer memory.** ``GradVacEngine.task_buffer_bytes`` on each rank (the peak: buffers are
-  allocated once for the K known tasks) against the ideal K * P / N * 4 bytes (P = model
-  parameters); the excess is ZeRO's partition padding.
-* **Hook traffic.** After the timed rounds, ``--phase-steps`` more ``mode: gradvac`` steps run
-  with ``gradvac_ds.engine.dist`` replaced by a proxy that counts (and times) every collective the
-  engine issues itself, with ``consistency_check_interval: 0``; expected L * K^2 * 8 bytes per step
-  (one float64 all-reduce of the [L, K, K] Gram; L = ``gv.grouping.num_groups``). DeepSpeed's own
-  per-micro-batch reduce-scatter is the same as plain DeepSpeed and is not counted.
-* **Phases.** In the same instrumented steps, the engine's module-level ``accumulate_gram`` and
-  ``combine_segments``, ``GradVacState.solve`` (the step's task orders and the solver), the
-  proxy's ``all_reduce`` (which includes waiting for the other rank), the adapter's capture
-  (``read_into`` + ``clear`` after each task) and DeepSpeed's optimizer ``step`` are wrapped with
-  timers. The timed rounds run without any wrapper.
+* ``plain``: DeepSpeed alone (``engine.backward``/``engine.step`` per micro-batch).
+* ``gradvac``: GradVacEngine, ``mode: gradvac``. ``gradvac / plain`` is the headline: the full cost
+  of GradVac over stock DeepSpeed on the same micro-batches.
+* ``sum``: GradVacEngine, ``mode: sum`` (captures, Gram, all-reduce and combine with unit weights):
+  ``gradvac / sum`` isolates the solver.
+* ``naive`` (at the K in ``--naive-tasks``, default 16): :mod:`naive` -- a replicated model, each
+  task's full gradient all-reduced, the dense GradVac loop on flat vectors on every rank.
 
-The last line of standard output is one JSON object whose first keys are
-``step_time_ratio_k16``, ``step_time_ratio_k8``, ``step_time_ratio_k4`` (gradvac / sum),
-``task_buffer_bytes_over_KP_over_N`` and the hook / expected all-reduce bytes per step (for the
-largest K), followed by the per-K details.
+**Step time.** One step of each mode per round, the order rotated every round so that each mode
+takes each position equally often; the first ``--warmup`` rounds are dropped. A step's time is
+wall clock from a barrier to the end of its optimizer step, the slower rank. Ratios are medians of
+per-round paired ratios (a slow round for the whole box cancels). Also: the ratio of each mode's
+fastest step, and the same paired ratios of CPU time (``time.process_time`` of all threads, ranks
+summed), which does not count time spent descheduled on a busy machine.
+
+**Memory and traffic.** Task-gradient bytes per rank: ``GradVacEngine.task_buffer_bytes`` against
+the ideal K * P / N * 4 (the excess is ZeRO's padding), and the naive K * P * 4. After the timed
+rounds, ``--phase-steps`` more steps of each GradVac mode run instrumented through the engine's
+seams (:mod:`harness`): a ``StepObserver`` timing the phases, a ``Comm`` counting the engine's own
+collectives (expected: one all-reduce of (L * K^2 + 4) float64 per step), and DeepSpeed's
+``comms_logger`` counting the payload bytes of every collective of the step, DeepSpeed's gradient
+reductions included, for plain, gradvac and naive alike.
+
+The last line is one JSON object whose first keys are ``step_time_ratio_vs_plain_k16`` and
+``cpu_time_ratio_vs_plain_k16`` (gradvac / plain), then the gradvac / sum ratios, memory and
+traffic, then per-K details.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
+import itertools
 import json
 import logging
 import math
 import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from harness import CountingComm, PhaseTimer, deepspeed_traffic, launch_workers, print_table
+from naive import NaiveDataParallelGradVac
 from torch import nn
 
-MODES = ("gradvac", "sum", "plain")
-PHASES = ("capture", "gram", "all-reduce", "solve", "combine", "deepspeed step", "gv.step other")
-WORLD = 2
+from gradvac_ds.comm import PHASES
+
+MODES = ("gradvac", "sum", "plain", "naive")
+ENGINE_PHASES = (*PHASES, "other")
 
 
 # ---------------------------------------------------------------------------------------- CLI
@@ -80,9 +73,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tasks", default="4,8,16", help="comma-separated K values (tasks per step)")
-    parser.add_argument("--steps", type=int, default=8, help="timed rounds per K (each runs every mode once)")
+    parser.add_argument("--naive-tasks", default="16", help="K values at which the naive baseline runs")
+    parser.add_argument("--world", type=int, default=2, help="data-parallel ranks N")
+    parser.add_argument(
+        "--steps", type=int, default=12, help="timed rounds per K (each runs every mode once)"
+    )
+    parser.add_argument("--naive-steps", type=int, default=4, help="timed rounds of naive against plain")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds per K before the timed ones")
-    parser.add_argument("--phase-steps", type=int, default=3, help="instrumented gradvac steps per K")
+    parser.add_argument("--phase-steps", type=int, default=3, help="instrumented steps per K and mode")
+    parser.add_argument("--gram-dtype", default="fp32", choices=("fp32", "fp64"))
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--heads", type=int, default=4)
@@ -134,6 +133,12 @@ def task_batch(args: argparse.Namespace, rnd: int, task: int, num_tasks: int, ra
     return torch.randint(0, window, (args.batch, args.seq + 1), generator=gen) + offset
 
 
+def device() -> torch.device:
+    import deepspeed
+
+    return torch.device(deepspeed.get_accelerator().current_device_name())
+
+
 # ---------------------------------------------------------------------------------------- engines
 def ds_config(args: argparse.Namespace, num_tasks: int, mode: str) -> dict[str, Any]:
     return {
@@ -144,275 +149,323 @@ def ds_config(args: argparse.Namespace, num_tasks: int, mode: str) -> dict[str, 
         "zero_optimization": {"stage": 2},
         "gradvac": {
             "mode": mode,
-            "tasks": [f"task{k}" for k in range(num_tasks)],
+            "tasks": task_names(num_tasks),
             "beta": 0.01,
+            "gram_dtype": args.gram_dtype,
             "consistency_check_interval": 0,
             "log_interval": 0,
         },
     }
 
 
-def build(args: argparse.Namespace, num_tasks: int, mode: str):
-    """A GradVacEngine (``mode`` gradvac/sum) or a plain DeepSpeed engine (``mode`` plain)."""
+def task_names(num_tasks: int) -> list[str]:
+    return [f"task{k}" for k in range(num_tasks)]
+
+
+class Seams:
+    """The observer and comm one GradVacEngine is built with; both idle until switched on."""
+
+    def __init__(self) -> None:
+        self.timer = PhaseTimer(synchronize=True)
+        self.comm = CountingComm()
+
+    def switch(self, on: bool) -> None:
+        self.timer.active = self.comm.active = on
+
+
+def build(args: argparse.Namespace, num_tasks: int, mode: str) -> tuple[Any, Seams | None]:
+    """A GradVacEngine (``mode`` gradvac/sum), plain DeepSpeed (plain) or the naive baseline."""
     import deepspeed
 
     from gradvac_ds.engine import GradVacEngine, split_config
 
-    ds_cfg, gv_cfg = split_config(ds_config(args, num_tasks, "sum" if mode == "plain" else mode))
     model = make_model(args)
-    engine, *_ = deepspeed.initialize(
-        model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-4), config=ds_cfg
-    )
-    return engine if mode == "plain" else GradVacEngine(engine, gv_cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    if mode == "naive":
+        model.to(device())
+        names = task_names(num_tasks)
+        return NaiveDataParallelGradVac(model, optimizer, names, beta=0.01, clip=1.0), None
+    ds_cfg, gv_cfg = split_config(ds_config(args, num_tasks, "sum" if mode == "plain" else mode))
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_cfg)
+    if mode == "plain":
+        return engine, None
+    seams = Seams()
+    return GradVacEngine(engine, gv_cfg, comm=seams.comm, observer=seams.timer), seams
 
 
 def run_step(engine, mode: str, batches: list[torch.Tensor]) -> tuple[float, float, float]:
     """One optimizer step over one micro-batch per task.
 
     Returns wall seconds of the forward/backward part (including GradVac's capture after each task)
-    and of ``step()``, and the CPU seconds of the whole step consumed by this process (all threads).
+    and of the step, and the CPU seconds of the whole step consumed by this process (all threads).
     """
+    import deepspeed
+
+    sync = deepspeed.get_accelerator().synchronize
+    batches = [b.to(device()) for b in batches]
+    sync()
     cpu = time.process_time()
     start = time.perf_counter()
-    if mode == "plain":
+    if mode == "naive":
+        names = task_names(len(batches))
+        middle = start
+        engine.step({names[k]: [tokens] for k, tokens in enumerate(batches)})
+    elif mode == "plain":
         for tokens in batches[:-1]:
             engine.backward(engine(tokens))
             engine.step()  # no-op off the accumulation boundary, as DeepSpeed's training loop expects
         engine.backward(engine(batches[-1]))
+        sync()
         middle = time.perf_counter()
         engine.step()
     else:
         for k, tokens in enumerate(batches):
             with engine.task(f"task{k}", micro_batches=1):
                 engine.backward(engine(tokens))
+        sync()
         middle = time.perf_counter()
         engine.step()
+    sync()
     end = time.perf_counter()
     return middle - start, end - middle, time.process_time() - cpu
 
 
 # ---------------------------------------------------------------------------------------- instrumentation
-class PhaseClock:
-    """Accumulates wall time per named phase (reset per step by the caller)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    def take(self) -> dict[str, float]:
-        """The accumulated seconds per phase; starts a new accumulation."""
-        out, self.seconds = dict(self.seconds), defaultdict(float)
-        return out
-
-    def wrap(self, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def timed(*a: Any, **kw: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return fn(*a, **kw)
-            finally:
-                self.seconds[phase] += time.perf_counter() - start
-
-        return timed
-
-
-class CountingTimedComm:
-    """Stands in for ``deepspeed.comm`` inside ``gradvac_ds.engine``: counts and times all-reduces."""
-
-    def __init__(self, real: Any, clock: PhaseClock) -> None:
-        self._real = real
-        self._clock = clock
-        self.calls: list[int] = []
-
-    def all_reduce(self, tensor: torch.Tensor, *a: Any, **kw: Any) -> Any:
-        self.calls.append(tensor.numel() * tensor.element_size())
-        return self._clock.wrap("all-reduce", self._real.all_reduce)(tensor, *a, **kw)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
-def instrumented_steps(gv, args: argparse.Namespace, num_tasks: int, first_round: int) -> dict[str, Any]:
-    """Run ``--phase-steps`` gradvac steps with the engine's phases timed and its collectives counted."""
-    import gradvac_ds.engine as gv_engine
-
-    clock = PhaseClock()
-    proxy = CountingTimedComm(gv_engine.dist, clock)
-    patched = ("dist", "accumulate_gram", "combine_segments")
-    saved = {name: getattr(gv_engine, name) for name in patched}
-    gv_engine.dist = proxy
-    gv_engine.accumulate_gram = clock.wrap("gram", saved["accumulate_gram"])
-    gv_engine.combine_segments = clock.wrap("combine", saved["combine_segments"])
-    gv.state.solve = clock.wrap("solve", gv.state.solve)  # draws the step's orders and solves
-    gv.adapter.read_into = clock.wrap("capture", gv.adapter.read_into)
-    gv.adapter.clear = clock.wrap("capture", gv.adapter.clear)
-    gv.engine.step = clock.wrap("deepspeed step", gv.engine.step)
-    rank = int(os.environ["RANK"])
-    per_step: list[list[float]] = []
-    try:
-        for s in range(args.phase_steps):
-            rnd = first_round + s
-            batches = [task_batch(args, rnd, k, num_tasks, rank) for k in range(num_tasks)]
-            for k, tokens in enumerate(batches):
-                with gv.task(f"task{k}", micro_batches=1):
-                    gv.backward(gv(tokens))
-            start = time.perf_counter()
-            gv.step()
-            total = time.perf_counter() - start
-            phases = clock.take()
-            inside = sum(v for k, v in phases.items() if k != "capture")
-            phases["gv.step other"] = total - inside
-            per_step.append([1e3 * phases.get(name, 0.0) for name in PHASES])
-    finally:
-        for name, fn in saved.items():
-            setattr(gv_engine, name, fn)
-        del gv.state.solve
-    steps = len(per_step)
-    return {
-        "phases_ms_min": torch.tensor(per_step, dtype=torch.float64).min(dim=0).values.tolist(),
-        "allreduce_calls_per_step": len(proxy.calls) / steps,
-        "allreduce_bytes_per_step": sum(proxy.calls) / steps,
-    }
-
-
-# ---------------------------------------------------------------------------------------- worker
-def measure(args: argparse.Namespace, num_tasks: int) -> dict[str, Any]:
-    """Everything for one K; identical on every rank after the final reductions."""
+def instrumented(engines: dict[str, Any], seams: dict[str, Seams], args, num_tasks: int, first_round: int):
+    """``--phase-steps`` steps of every mode with DeepSpeed's traffic counted; for the GradVac modes
+    also the engine's phases (through its observer) and its own collectives (through its comm)."""
     from deepspeed import comm as dist
 
     rank = dist.get_rank()
-    engines = {mode: build(args, num_tasks, mode) for mode in MODES}
+    phases: dict[str, list[list[float]]] = {m: [] for m in seams}
+    traffic: dict[str, dict[str, float]] = {}
+    own_calls: dict[str, list[tuple[str, int]]] = {}
+    for mode, engine in engines.items():
+        totals: dict[str, float] = {}
+        for s in range(args.phase_steps):
+            batches = [task_batch(args, first_round + s, k, num_tasks, rank) for k in range(num_tasks)]
+            if mode in seams:
+                seams[mode].switch(True)
+            dist.barrier()
+            with deepspeed_traffic() as counted:
+                start = time.perf_counter()
+                run_step(engine, mode, batches)
+                total = time.perf_counter() - start
+            for op, size in counted.items():
+                totals[op] = totals.get(op, 0.0) + size / args.phase_steps
+            if mode in seams:
+                seams[mode].switch(False)
+                took = seams[mode].timer.take()
+                took["other"] = total - sum(took.values())  # forward/backward and bookkeeping
+                phases[mode].append([1e3 * took.get(name, 0.0) for name in ENGINE_PHASES])
+                own_calls.setdefault(mode, []).extend(seams[mode].comm.take())
+        traffic[mode] = totals
+    out = {}
+    for mode in seams:
+        best = torch.tensor(phases[mode], dtype=torch.float64).min(dim=0).values
+        dist.all_reduce(best, op=dist.ReduceOp.MAX)
+        out[f"phases_ms_{mode}"] = dict(zip(ENGINE_PHASES, best.tolist(), strict=True))
+    calls = own_calls.get("gradvac", [])
+    out["engine_calls_per_step"] = len(calls) / args.phase_steps
+    out["engine_bytes_per_step"] = sum(size for _, size in calls) / args.phase_steps
+    out["traffic_bytes_per_step"] = {m: dict(sorted(t.items())) for m, t in traffic.items()}
+    return out
+
+
+# ---------------------------------------------------------------------------------------- worker
+def timed_rounds(engines, orders: list[tuple[str, ...]], args, num_tasks: int, rounds: int, first: int):
+    """Run ``rounds`` rounds, round r running one step of each mode in ``orders[r % len(orders)]``
+    on the same batches; returns per mode the (slower-rank) wall seconds of forward/backward and of
+    the step, and the CPU seconds of all ranks, without the first ``args.warmup`` rounds."""
+    from deepspeed import comm as dist
+
+    rank = dist.get_rank()
+    modes = list(orders[0])
+    raw: dict[str, list[list[float]]] = {m: [[], [], []] for m in modes}
+    for rnd in range(rounds):
+        batches = [task_batch(args, first + rnd, k, num_tasks, rank) for k in range(num_tasks)]
+        for mode in orders[rnd % len(orders)]:
+            dist.barrier()
+            for series, value in zip(raw[mode], run_step(engines[mode], mode, batches), strict=True):
+                series.append(value)
+        if rank == 0:
+            print(f"[bench_engine] K={num_tasks} {'/'.join(modes)} round {rnd + 1}/{rounds}", file=sys.stderr)
+    wall = torch.tensor([raw[m][:2] for m in modes], dtype=torch.float64)
+    dist.all_reduce(wall, op=dist.ReduceOp.MAX)  # the slower rank per step
+    cpu = torch.tensor([raw[m][2] for m in modes], dtype=torch.float64)
+    dist.all_reduce(cpu)  # CPU seconds of all ranks together
+    keep = slice(args.warmup, None)
+    fb = {m: wall[i, 0, keep].tolist() for i, m in enumerate(modes)}
+    st = {m: wall[i, 1, keep].tolist() for i, m in enumerate(modes)}
+    total = {m: [a + b for a, b in zip(fb[m], st[m], strict=True)] for m in modes}
+    return fb, st, total, {m: cpu[i, keep].tolist() for i, m in enumerate(modes)}
+
+
+def paired(num: str, den: str, times: dict[str, list[float]]) -> float | None:
+    """Median over rounds of the per-round ratio num / den (None when ``num`` did not run)."""
+    if num not in times or den not in times:
+        return None
+    return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))
+
+
+def measure(args: argparse.Namespace, num_tasks: int) -> dict[str, Any]:
+    """Everything for one K; identical on every rank after the final reductions.
+
+    The three DeepSpeed modes run in rounds that cycle through all six orders of the three, so each
+    mode runs equally often at each position and after each other mode. The naive baseline, whose
+    float64 copies of K full gradients disturb the caches and the allocator of whatever runs next,
+    is timed in rounds of its own against plain DeepSpeed (alternating which goes first); its ratio
+    to gradvac is (naive / plain) / (gradvac / plain).
+    """
+    from deepspeed import comm as dist
+
+    world = dist.get_world_size()
+    naive_ks = {int(k) for k in args.naive_tasks.split(",") if k}
+    modes = [m for m in MODES if m != "naive" or num_tasks in naive_ks]
+    built = {mode: build(args, num_tasks, mode) for mode in modes}
+    engines = {mode: engine for mode, (engine, _) in built.items()}
+    seams = {mode: s for mode, (_, s) in built.items() if s is not None}
     gv = engines["gradvac"]
     num_params = sum(p.numel() for p in gv.module.parameters())
     rounds = args.warmup + args.steps
-    fwd_bwd: dict[str, list[float]] = {m: [] for m in MODES}
-    step: dict[str, list[float]] = {m: [] for m in MODES}
-    cpu: dict[str, list[float]] = {m: [] for m in MODES}
-    for rnd in range(rounds):
-        batches = [task_batch(args, rnd, k, num_tasks, rank) for k in range(num_tasks)]
-        order = MODES[rnd % len(MODES) :] + MODES[: rnd % len(MODES)]
-        for mode in order:
-            dist.barrier()
-            a, b, c = run_step(engines[mode], mode, batches)
-            fwd_bwd[mode].append(a)
-            step[mode].append(b)
-            cpu[mode].append(c)
-        if rank == 0:
-            print(f"[bench_engine] K={num_tasks} round {rnd + 1}/{rounds}", file=sys.stderr, flush=True)
-
-    # slower rank per step
-    stacked = torch.tensor([[fwd_bwd[m], step[m]] for m in MODES], dtype=torch.float64)
-    dist.all_reduce(stacked, op=dist.ReduceOp.MAX)
-    fb = {m: stacked[i, 0, args.warmup :].tolist() for i, m in enumerate(MODES)}
-    st = {m: stacked[i, 1, args.warmup :].tolist() for i, m in enumerate(MODES)}
-    total = {m: [a + b for a, b in zip(fb[m], st[m], strict=True)] for m in MODES}
-    # CPU seconds of both ranks together
-    cpu_sum = torch.tensor([cpu[m] for m in MODES], dtype=torch.float64)
-    dist.all_reduce(cpu_sum)
-    cpu_total = {m: cpu_sum[i, args.warmup :].tolist() for i, m in enumerate(MODES)}
-
-    def paired(num: str, den: str, times: dict[str, list[float]]) -> float:
-        return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))
+    orders = list(itertools.permutations(("gradvac", "sum", "plain")))
+    fb, st, total, cpu_total = timed_rounds(engines, orders, args, num_tasks, rounds, first=0)
+    ratio = {f"{a}/{b}": paired(a, b, total) for a, b in RATIOS}
+    cpu_ratio = {f"{a}/{b}": paired(a, b, cpu_total) for a, b in RATIOS}
+    best_ratio = {f"{a}/{b}": min(total[a]) / min(total[b]) for a, b in RATIOS}
+    if "naive" in engines:
+        pair_orders = [("plain", "naive"), ("naive", "plain")]
+        n_fb, n_st, n_total, n_cpu = timed_rounds(
+            engines, pair_orders, args, num_tasks, args.warmup + args.naive_steps, first=rounds
+        )
+        fb["naive"], st["naive"], total["naive"], cpu_total["naive"] = (
+            n_fb["naive"], n_st["naive"], n_total["naive"], n_cpu["naive"]
+        )  # fmt: skip
+        for table, times in ((ratio, n_total), (cpu_ratio, n_cpu)):
+            table["naive/plain"] = paired("naive", "plain", times)
+            table["naive/gradvac"] = table["naive/plain"] / table["gradvac/plain"]
+        best_ratio["naive/plain"] = min(n_total["naive"]) / min(n_total["plain"])
+        best_ratio["naive/gradvac"] = best_ratio["naive/plain"] / best_ratio["gradvac/plain"]
 
     buffers = torch.tensor([float(gv.task_buffer_bytes)], dtype=torch.float64)
     dist.all_reduce(buffers, op=dist.ReduceOp.MAX)
-    ideal = num_tasks * num_params / WORLD * 4
-    instr = instrumented_steps(gv, args, num_tasks, first_round=rounds)
-    phases = torch.tensor(instr["phases_ms_min"], dtype=torch.float64)
-    dist.all_reduce(phases, op=dist.ReduceOp.MAX)
+    ideal = num_tasks * num_params / world * 4
+    instr = instrumented(engines, seams, args, num_tasks, first_round=rounds + args.naive_steps + args.warmup)
     num_groups = gv.grouping.num_groups
     result = {
         "K": num_tasks,
         "P": num_params,
         "L": num_groups,
+        "modes": modes,
         "groups": list(gv.grouping.group_names),
-        "median_step_ms": {m: 1e3 * statistics.median(total[m]) for m in MODES},
-        "median_fwd_bwd_ms": {m: 1e3 * statistics.median(fb[m]) for m in MODES},
-        "median_opt_step_ms": {m: 1e3 * statistics.median(st[m]) for m in MODES},
-        "ratio_gradvac_over_sum": paired("gradvac", "sum", total),
-        "ratio_gradvac_over_plain": paired("gradvac", "plain", total),
-        "ratio_sum_over_plain": paired("sum", "plain", total),
-        "best_step_ms": {m: 1e3 * min(total[m]) for m in MODES},
-        "best_ratio_gradvac_over_sum": min(total["gradvac"]) / min(total["sum"]),
-        "best_ratio_gradvac_over_plain": min(total["gradvac"]) / min(total["plain"]),
-        "median_cpu_ms": {m: 1e3 * statistics.median(cpu_total[m]) for m in MODES},
-        "cpu_ratio_gradvac_over_sum": paired("gradvac", "sum", cpu_total),
-        "cpu_ratio_gradvac_over_plain": paired("gradvac", "plain", cpu_total),
-        "cpu_ratio_sum_over_plain": paired("sum", "plain", cpu_total),
+        "median_step_ms": {m: 1e3 * statistics.median(total[m]) for m in modes},
+        "median_fwd_bwd_ms": {m: 1e3 * statistics.median(fb[m]) for m in modes},
+        "median_opt_step_ms": {m: 1e3 * statistics.median(st[m]) for m in modes},
+        "best_step_ms": {m: 1e3 * min(total[m]) for m in modes},
+        "median_cpu_ms": {m: 1e3 * statistics.median(cpu_total[m]) for m in modes},
+        "ratio": ratio,
+        "cpu_ratio": cpu_ratio,
+        "best_ratio": best_ratio,
         "task_buffer_bytes": int(buffers.item()),
+        "naive_task_buffer_bytes": num_tasks * num_params * 4,
         "ideal_KP_over_N_bytes": ideal,
         "task_buffer_over_ideal": buffers.item() / ideal,
-        "hook_allreduce_calls_per_step": instr["allreduce_calls_per_step"],
-        "hook_allreduce_bytes_per_step": instr["allreduce_bytes_per_step"],
-        "expected_allreduce_bytes_per_step": num_groups * num_tasks**2 * 8,
-        "phases_ms_max_over_ranks": dict(zip(PHASES, phases.tolist(), strict=True)),
+        "expected_engine_bytes_per_step": (num_groups * num_tasks**2 + SIGNATURE_SLOTS) * 8,
+        **instr,
     }
-    del engines, gv
+    del engines, gv, built
     gc.collect()
     return result
+
+
+RATIOS = (
+    ("gradvac", "plain"),
+    ("gradvac", "sum"),
+    ("sum", "plain"),
+)
+SIGNATURE_SLOTS = 4
 
 
 def worker(args: argparse.Namespace) -> None:
     import deepspeed
     from deepspeed import comm as dist
 
+    from gradvac_ds.engine import SIGNATURE_SLOTS as engine_slots
+
+    if engine_slots != SIGNATURE_SLOTS:
+        raise SystemExit(
+            f"bench_engine expects {SIGNATURE_SLOTS} signature slots, the engine has {engine_slots}"
+        )
     torch.set_num_threads(1)
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     deepspeed.utils.logger.setLevel(logging.WARNING)
-    deepspeed.init_distributed(dist_backend="gloo")
-    if dist.get_world_size() != WORLD:
-        raise SystemExit(f"bench_engine runs on {WORLD} ranks, got {dist.get_world_size()}")
+    accelerator = deepspeed.get_accelerator()
+    deepspeed.init_distributed(dist_backend="gloo" if accelerator.device_name() == "cpu" else None)
+    if dist.get_world_size() != args.world:
+        raise SystemExit(f"bench_engine was told --world {args.world}, got {dist.get_world_size()} ranks")
     load_before = os.getloadavg()[0]
     per_k = [measure(args, int(k)) for k in args.tasks.split(",")]
     if dist.get_rank() == 0:
         config = {k: v for k, v in vars(args).items() if k not in ("worker", "out")}
         load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-        report = {"config": config, "load_average_1min": load, "per_k": per_k}
-        if args.out:
-            Path(args.out).write_text(json.dumps(report))
-        else:
-            emit(report)
+        report = {
+            "config": config,
+            "load_average_1min": load,
+            "accelerator": deepspeed.get_accelerator().device_name(),
+            "per_k": per_k,
+        }
+        Path(args.out).write_text(json.dumps(report))
     dist.barrier()
 
 
 # ---------------------------------------------------------------------------------------- report
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The final JSON line: the headline keys first, then per-K details."""
+    """The final JSON line: the headline keys first, then memory and traffic, then per-K details."""
     by_k = {r["K"]: r for r in report["per_k"]}
     top = max(by_k)
-    out: dict[str, Any] = {}
-    for k in (16, 8, 4):
-        out[f"step_time_ratio_k{k}"] = round(by_k[k]["ratio_gradvac_over_sum"], 4) if k in by_k else None
-    out["task_buffer_bytes_over_KP_over_N"] = round(by_k[top]["task_buffer_over_ideal"], 6)
-    out["hook_allreduce_bytes_per_step"] = by_k[top]["hook_allreduce_bytes_per_step"]
-    out["expected_allreduce_bytes_per_step"] = by_k[top]["expected_allreduce_bytes_per_step"]
+    head = 16 if 16 in by_k else top
+    out: dict[str, Any] = {
+        f"step_time_ratio_vs_plain_k{head}": _round(by_k[head]["ratio"]["gradvac/plain"]),
+        f"cpu_time_ratio_vs_plain_k{head}": _round(by_k[head]["cpu_ratio"]["gradvac/plain"]),
+    }
+    for k in sorted(by_k, reverse=True):
+        out[f"step_time_ratio_vs_sum_k{k}"] = _round(by_k[k]["ratio"]["gradvac/sum"])
+    r = by_k[top]
+    out["task_buffer_bytes_over_KP_over_N"] = round(r["task_buffer_over_ideal"], 6)
+    out["engine_allreduce_bytes_per_step"] = r["engine_bytes_per_step"]
+    out["expected_allreduce_bytes_per_step"] = r["expected_engine_bytes_per_step"]
     out["bytes_for_k"] = top
-    for k, r in sorted(by_k.items()):
-        out[f"step_time_ratio_vs_plain_k{k}"] = round(r["ratio_gradvac_over_plain"], 4)
-        out[f"sum_over_plain_k{k}"] = round(r["ratio_sum_over_plain"], 4)
-        out[f"best_of_ratio_k{k}"] = round(r["best_ratio_gradvac_over_sum"], 4)
-        out[f"best_of_ratio_vs_plain_k{k}"] = round(r["best_ratio_gradvac_over_plain"], 4)
-        out[f"cpu_time_ratio_k{k}"] = round(r["cpu_ratio_gradvac_over_sum"], 4)
-        out[f"cpu_time_ratio_vs_plain_k{k}"] = round(r["cpu_ratio_gradvac_over_plain"], 4)
-        out[f"median_step_ms_k{k}"] = {m: round(v, 1) for m, v in r["median_step_ms"].items()}
-        out[f"phases_ms_k{k}"] = {m: round(v, 2) for m, v in r["phases_ms_max_over_ranks"].items()}
+    naive = [k for k in sorted(by_k) if "naive" in by_k[k]["modes"]]
+    for k in naive:
+        q = by_k[k]
+        out[f"naive_k{k}"] = {
+            "step_time_ratio_naive_over_gradvac": _round(q["ratio"]["naive/gradvac"]),
+            "step_time_ratio_naive_over_plain": _round(q["ratio"]["naive/plain"]),
+            "task_gradient_bytes_per_rank": {
+                "naive": q["naive_task_buffer_bytes"], "gradvac_ds": q["task_buffer_bytes"]
+            },
+            "traffic_bytes_per_step": {
+                m: sum(q["traffic_bytes_per_step"][m].values()) for m in ("naive", "gradvac", "plain")
+            },
+        }  # fmt: skip
+    for k, q in sorted(by_k.items()):
+        out[f"k{k}"] = {
+            "ratio": {name: _round(v) for name, v in q["ratio"].items() if v is not None},
+            "cpu_ratio": {name: _round(v) for name, v in q["cpu_ratio"].items() if v is not None},
+            "best_ratio": {name: _round(v) for name, v in q["best_ratio"].items() if v is not None},
+            "median_step_ms": {m: round(v, 1) for m, v in q["median_step_ms"].items()},
+            "phases_ms_gradvac": {m: round(v, 2) for m, v in q["phases_ms_gradvac"].items()},
+        }
     first = report["per_k"][0]
-    out["P"], out["L"], out["world"] = first["P"], first["L"], WORLD
+    out["P"], out["L"], out["world"] = first["P"], first["L"], report["config"]["world"]
+    out["accelerator"] = report["accelerator"]
     out["load_average_1min"] = report["load_average_1min"]
     out["config"] = report["config"]
     return out
-
-
-def print_table(title: str, columns: list[tuple[str, int, str]], rows: list[list[Any]]) -> None:
-    """One table: ``columns`` are (header, width, format spec); each row holds one value per column."""
-    print(title)
-    head = " ".join(f"{name:>{width}}" for name, width, _ in columns)
-    print(head)
-    print("-" * len(head))
-    for row in rows:
-        print(
-            " ".join(f"{value:>{width}{spec}}" for value, (_, width, spec) in zip(row, columns, strict=True))
-        )
-    print()
 
 
 def emit(report: dict[str, Any]) -> None:
@@ -420,107 +473,72 @@ def emit(report: dict[str, Any]) -> None:
     cfg, rows = report["config"], report["per_k"]
     first = rows[0]
     print(
-        f"GradVacEngine on ZeRO-2 fp32, {WORLD} ranks (gloo, CPU, 1 thread/rank): TinyLM "
+        f"GradVacEngine on ZeRO-2 fp32, {cfg['world']} ranks ({report['accelerator']}): TinyLM "
         f"layers={cfg['layers']} d={cfg['d_model']} ffn={cfg['ffn']} vocab={cfg['vocab']} "
-        f"micro-batch={cfg['batch']}x{cfg['seq']} tokens/rank; P={first['P']:,} params, "
-        f"L={first['L']} groups; {cfg['steps']} timed rounds after {cfg['warmup']} warm-up"
+        f"micro-batch={cfg['batch']}x{cfg['seq']} tokens/rank; P={first['P']:,} params, L={first['L']} "
+        f"groups; Gram {cfg['gram_dtype']}; {cfg['steps']} timed rounds after {cfg['warmup']} warm-up"
     )
     load = report["load_average_1min"]
     print(
         f"1-min load average on this {os.cpu_count()}-CPU box: {load[0]:.1f} before, {load[1]:.1f} after "
-        "(other processes compete with the 2 ranks when it exceeds the CPU count)\n"
+        "(other processes compete with the ranks when it exceeds the CPU count)\n"
     )
-    times = [("K", 3, ""), ("gradvac ms", 11, ".1f"), ("sum ms", 9, ".1f"), ("plain ms", 9, ".1f")]
-    ratios = [("gv/sum", 8, ".4f"), ("gv/plain", 9, ".4f")]
+
+    def cell(q: dict, key: str, mode: str) -> float | None:
+        return q[key].get(mode)
+
+    times = [("K", 3, ""), *((f"{m} ms", 11, ".1f") for m in MODES)]
+    ratios = [(name, 14, ".4f") for name in ("gradvac/plain", "gradvac/sum", "sum/plain", "naive/plain")]
+    for title, key, ratio_key in (
+        ("wall step time (median, slower rank; ratios = median of per-round paired ratios)",
+         "median_step_ms", "ratio"),
+        ("fastest step of each mode (wall ms; contention only adds time)", "best_step_ms", "best_ratio"),
+        ("CPU time per step, all ranks together (median; paired ratios)", "median_cpu_ms", "cpu_ratio"),
+    ):  # fmt: skip
+        print_table(
+            title,
+            [*times, *ratios],
+            [
+                [q["K"], *(cell(q, key, m) for m in MODES), *(q[ratio_key].get(n) for n, _, _ in ratios)]
+                for q in rows
+            ],
+        )
     print_table(
-        "wall step time (median, slower rank; ratios = median of per-round paired ratios)",
-        [*times, *ratios, ("sum/plain", 10, ".4f")],
+        "task gradients held per rank; payload bytes per step of all collectives (DeepSpeed's comms_logger)",
+        [("K", 3, ""), ("gradvac_ds B", 14, ","), ("K*P/N*4 B", 13, ",.0f"), ("naive K*P*4 B", 14, ","),
+         ("plain B/step", 14, ",.0f"), ("gradvac B/step", 15, ",.0f"), ("naive B/step", 14, ",.0f"),
+         ("engine B/step", 14, ",.0f"), ("(L*K^2+4)*8", 12, ",")],
         [
-            [r["K"], *(r["median_step_ms"][m] for m in MODES), r["ratio_gradvac_over_sum"],
-             r["ratio_gradvac_over_plain"], r["ratio_sum_over_plain"]]
-            for r in rows
+            [q["K"], q["task_buffer_bytes"], q["ideal_KP_over_N_bytes"], q["naive_task_buffer_bytes"],
+             *(sum(q["traffic_bytes_per_step"][m].values()) if m in q["traffic_bytes_per_step"] else None
+               for m in ("plain", "gradvac", "naive")),
+             q["engine_bytes_per_step"], q["expected_engine_bytes_per_step"]]
+            for q in rows
         ],
     )  # fmt: skip
     print_table(
-        "fastest step of each mode (wall ms; contention only adds time: the minimum is least disturbed)",
-        [*times, *ratios],
+        f"GradVac phases per step, ms (best of {cfg['phase_steps']} instrumented steps, max rank, device "
+        "synchronised per phase)\ncapture = copy + clear after each task, summed over tasks; all_reduce "
+        "includes rank skew; other = forward/backward and bookkeeping",
+        [("K", 3, ""), ("mode", 8, ""), *((name, 11, ".2f") for name in ENGINE_PHASES)],
         [
-            [r["K"], *(r["best_step_ms"][m] for m in MODES), r["best_ratio_gradvac_over_sum"],
-             r["best_ratio_gradvac_over_plain"]]
-            for r in rows
+            [q["K"], mode, *(q[f"phases_ms_{mode}"].get(n, math.nan) for n in ENGINE_PHASES)]
+            for q in rows
+            for mode in ("gradvac", "sum")
         ],
-    )  # fmt: skip
-    print_table(
-        "CPU time per step, both ranks together (median; ratios = median of per-round paired ratios)",
-        [*times, *ratios, ("sum/plain", 10, ".4f")],
-        [
-            [r["K"], *(r["median_cpu_ms"][m] for m in MODES), r["cpu_ratio_gradvac_over_sum"],
-             r["cpu_ratio_gradvac_over_plain"], r["cpu_ratio_sum_over_plain"]]
-            for r in rows
-        ],
-    )  # fmt: skip
-    print_table(
-        "split of a step (median ms): forward/backward of the K micro-batches incl. capture | step()",
-        [("K", 3, ""), *((f"{m} {part}", 13, ".1f") for m in MODES for part in ("fwd/bwd", "step"))],
-        [
-            [r["K"], *(r[key][m] for m in MODES for key in ("median_fwd_bwd_ms", "median_opt_step_ms"))]
-            for r in rows
-        ],
-    )
-    print_table(
-        "memory and hook communication per rank",
-        [("K", 3, ""), ("task buffers B", 15, ","), ("K*P/N*4 B", 13, ",.0f"), ("ratio", 8, ".5f"),
-         ("hook all-reduce B/step", 23, ",.0f"), ("L*K^2*8 B", 10, ","), ("calls/step", 11, ".1f")],
-        [
-            [r["K"], r["task_buffer_bytes"], r["ideal_KP_over_N_bytes"], r["task_buffer_over_ideal"],
-             r["hook_allreduce_bytes_per_step"], r["expected_allreduce_bytes_per_step"],
-             r["hook_allreduce_calls_per_step"]]
-            for r in rows
-        ],
-    )  # fmt: skip
-    print_table(
-        f"GradVac phases per step, ms (best of {cfg['phase_steps']} instrumented gradvac steps, max rank)\n"
-        "capture = copy + clear after each task, summed over the K tasks; all-reduce includes rank skew;\n"
-        "gv.step other = gv.step() minus the phases inside it (task orders, checks, bookkeeping)",
-        [("K", 3, ""), *((name, 14, ".2f") for name in PHASES)],
-        [[r["K"], *(r["phases_ms_max_over_ranks"].get(n, math.nan) for n in PHASES)] for r in rows],
     )
     print(json.dumps(summary(report)))
-
-
-# ---------------------------------------------------------------------------------------- launcher
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(argv: list[str]) -> int:
-    """Re-run this file on two ranks; their logs go to stderr, the table and JSON to stdout."""
-    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    repo = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH", "")) if p)
-    with tempfile.TemporaryDirectory(prefix="bench_engine_") as tmp:
-        out = Path(tmp) / "report.json"
-        cmd = [
-            sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD),
-            "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-            str(Path(__file__).resolve()), *argv, "--worker", "--out", str(out),
-        ]  # fmt: skip
-        proc = subprocess.run(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr)
-        if proc.returncode != 0 or not out.exists():
-            print(f"bench_engine: workers failed (rc={proc.returncode})", file=sys.stderr)
-            return proc.returncode or 1
-        emit(json.loads(out.read_text()))
-    return 0
 
 
 def main() -> None:
     args = parse_args()
     if args.worker:
         worker(args)
-    else:
-        sys.exit(launch(sys.argv[1:]))
+        return
+    report = launch_workers(__file__, sys.argv[1:], args.world, "bench_engine")
+    if report is None:
+        sys.exit(1)
+    emit(report)
 
 
 if __name__ == "__main__":

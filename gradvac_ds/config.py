@@ -10,6 +10,7 @@ Example section::
         "tasks": ["de-en", "fr-en"],  # or "discover": tasks are registered as they first appear
         "seed": 0,                    # seeds the per-step task visiting orders (same on every rank)
         "buffer_dtype": "fp32",       # fp32 | bf16: dtype of the per-task gradient buffers
+        "gram_dtype": "fp32",         # fp32 (GEMM blocks summed in fp64) | fp64: Gram products
         "max_target": 0.999,          # bound on |target| inside the correction (see algorithm.py)
         "log_interval": 10,           # steps between monitor writes; 0 disables
         "consistency_check_interval": 100  # steps between cross-rank agreement checks; 0 disables
@@ -43,6 +44,7 @@ from gradvac_ds.grouping import Granularity
 
 DISCOVER = "discover"
 BUFFER_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
+GRAM_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp64": torch.float64}
 
 T = TypeVar("T")
 
@@ -185,6 +187,9 @@ class GradVacConfig:
     """Seeds the per-step task visiting orders (identical on every rank)."""
     buffer_dtype: str = "fp32"
     """dtype of the per-task gradient buffers: fp32 | bf16 (halves their memory)."""
+    gram_dtype: str = "fp32"
+    """dtype of the Gram products: fp32 (float32 GEMMs over 4096-column blocks, summed in float64;
+    cosine error ~1e-7, see :mod:`gradvac_ds.gram`) | fp64 (products in float64)."""
     max_target: float = DEFAULT_MAX_TARGET
     """Bound on |target| inside the correction formula, in (0, 1): caps the correction at
     ``||g_i'|| (t / sqrt(1 - t^2) + 1)`` (23.4x at 0.999)."""
@@ -197,6 +202,7 @@ class GradVacConfig:
         check_choice("mode", self.mode, [m.value for m in Mode])
         check_choice("granularity", self.granularity, [g.value for g in Granularity])
         check_choice("buffer_dtype", self.buffer_dtype, list(BUFFER_DTYPES))
+        check_choice("gram_dtype", self.gram_dtype, list(GRAM_DTYPES))
         check_range("beta", self.beta, 0.0, 1.0)
         if not 0.0 < self.max_target < 1.0:
             raise FieldError("max_target", self.max_target, "must be in (0, 1)")
@@ -215,6 +221,10 @@ class GradVacConfig:
     @property
     def buffer_torch_dtype(self) -> torch.dtype:
         return BUFFER_DTYPES[self.buffer_dtype]
+
+    @property
+    def gram_torch_dtype(self) -> torch.dtype:
+        return GRAM_DTYPES[self.gram_dtype]
 
     @classmethod
     def from_dict(cls, section: Any) -> GradVacConfig:

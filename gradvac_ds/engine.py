@@ -164,6 +164,9 @@ class GradVacEngine:
         )
         self.segments = [self._segments(layout, dp_size) for layout in self.adapter.layouts]
         self._device = torch.device(deepspeed.get_accelerator().current_device_name())
+        # Task buffers, Gram slices and the combination live with the reduced gradient: host memory
+        # under optimizer offload (gradvac_ds.zero.offload), else the accelerator.
+        self._buffer_device = self.adapter.device or self._device
         self._buffers: list[torch.Tensor] = []
         self._step_tasks: list[tuple[int, int]] = []
         self._running: _RunningTask | None = None
@@ -190,7 +193,10 @@ class GradVacEngine:
         grown = []
         for index, buffer_layout in enumerate(self.adapter.layouts):
             buf = torch.zeros(
-                rows, buffer_layout.numel, dtype=self.gradvac_config.buffer_torch_dtype, device=self._device
+                rows,
+                buffer_layout.numel,
+                dtype=self.gradvac_config.buffer_torch_dtype,
+                device=self._buffer_device,
             )
             if self._buffers:
                 kept = self._buffers[index].shape[0]
@@ -303,7 +309,7 @@ class GradVacEngine:
         weights = plan.result.weights[:, rows]
         with self.observer.phase("combine"):
             for i, (buf, segments) in enumerate(zip(self._buffers, self.segments, strict=True)):
-                out = self.adapter.output_buffer(i, self._device)
+                out = self.adapter.output_buffer(i, self._buffer_device)
                 combine_segments(buf[: len(rows)], segments, weights, out)
                 self.adapter.write(i, out)
         self.ds_engine.set_gradient_accumulation_boundary(True)
@@ -335,14 +341,14 @@ class GradVacEngine:
         which also carries the step's task-sequence signature (checked here)."""
         count, num_groups, num_tasks = len(rows), self.grouping.num_groups, self.state.num_tasks
         with self.observer.phase("gram"):
-            local = torch.zeros(num_groups, count, count, dtype=torch.float64, device=self._device)
+            local = torch.zeros(num_groups, count, count, dtype=torch.float64, device=self._buffer_device)
             for buf, segments in zip(self._buffers, self.segments, strict=True):
-                accumulate_gram(local, buf[:count], segments)
+                accumulate_gram(local, buf[:count], segments, self.gradvac_config.gram_torch_dtype)
             size = num_groups * num_tasks * num_tasks
             packed = torch.zeros(size + SIGNATURE_SLOTS, dtype=torch.float64, device=self._device)
             gram = packed[:size].view(num_groups, num_tasks, num_tasks)
             index = torch.tensor(rows, device=self._device)
-            gram[:, index.unsqueeze(1), index.unsqueeze(0)] = local
+            gram[:, index.unsqueeze(1), index.unsqueeze(0)] = local.to(self._device)
             digests = self._sequence_digests()
             packed[size:] = torch.tensor([*digests, *(d * d for d in digests)], dtype=torch.float64)
         with self.observer.phase("all_reduce"):

@@ -28,15 +28,37 @@ def test_bench_solver_weights_match_the_loop():
     assert row["max_rel_weight_diff"] < 1e-12
 
 
-def test_bench_engine_counts_one_gram_all_reduce_per_step():
+def test_bench_engine_counts_bytes_against_plain_and_the_naive_baseline():
     row = _last_json(
-        "bench_engine.py", "--tasks", "2,3", "--steps", "1", "--warmup", "0", "--phase-steps", "1",
-        "--layers", "1", "--d-model", "32", "--heads", "2", "--ffn", "64", "--vocab", "64",
-        "--seq", "16", "--batch", "2",
+        "bench_engine.py", "--tasks", "2,3", "--naive-tasks", "3", "--steps", "1", "--warmup", "0",
+        "--phase-steps", "1", "--layers", "1", "--d-model", "32", "--heads", "2", "--ffn", "64",
+        "--vocab", "64", "--seq", "16", "--batch", "2",
     )  # fmt: skip
-    assert row["bytes_for_k"] == 3
-    assert row["hook_allreduce_bytes_per_step"] == row["expected_allreduce_bytes_per_step"]
+    assert list(row)[:2] == ["step_time_ratio_vs_plain_k3", "cpu_time_ratio_vs_plain_k3"]
+    assert row["world"] == 2 and row["bytes_for_k"] == 3
+    assert row["engine_allreduce_bytes_per_step"] == row["expected_allreduce_bytes_per_step"]
     assert row["task_buffer_bytes_over_KP_over_N"] >= 1.0
-    assert set(row["phases_ms_k2"]) == {
-        "capture", "gram", "all-reduce", "solve", "combine", "deepspeed step", "gv.step other",
+    naive = row["naive_k3"]
+    gradient_bytes = 3 * row["P"] * 4
+    assert naive["task_gradient_bytes_per_rank"]["naive"] == gradient_bytes
+    assert naive["task_gradient_bytes_per_rank"]["gradvac_ds"] < gradient_bytes  # partitioned over N = 2
+    traffic = naive["traffic_bytes_per_step"]
+    assert traffic["naive"] == gradient_bytes  # K full all-reduces of P float32
+    # GradVac adds exactly its one Gram all-reduce to DeepSpeed's own reductions
+    assert traffic["gradvac"] - traffic["plain"] == row["expected_allreduce_bytes_per_step"]
+    assert set(row["k2"]["phases_ms_gradvac"]) == {
+        "capture", "gram", "all_reduce", "solve", "agreement", "combine", "optimizer", "other",
     }  # fmt: skip
+
+
+def test_bench_scale_compares_rss_with_the_planner(tmp_path):
+    row = _last_json(
+        "bench_scale.py", "--sizes", "toy=64:2:128:2:512", "--stages", "2", "--k-sweep", "4",
+        "--tasks", "2", "--tasks-per-step", "2", "--steps", "1", "--warmup", "0", "--world", "1",
+        "--seq", "8", "--plot", str(tmp_path / "scale.png"),
+    )  # fmt: skip
+    assert (tmp_path / "scale.png").stat().st_size > 0
+    size_run, sweep_run = row["runs"]
+    assert size_run["task_buffer_bytes"] > 0 and size_run["gram_bytes"] == size_run["L"] * 2 * 2 * 8
+    assert sweep_run["K"] == 4 and sweep_run["gram_bytes"] == sweep_run["L"] * 4 * 4 * 8
+    assert 0.5 < size_run["rss_over_predicted"] < 2.0

@@ -37,6 +37,8 @@ EQUIVALENCE = {
     "s3_bf16": (2e-2, "Zero3Adapter"),
     "s2_fp16": (2e-3, "Zero12Adapter"),
     "s3_fp16": (2e-3, "Zero3Adapter"),
+    "s2_fp32_offload": (1e-6, "Zero2OffloadAdapter"),
+    "s3_fp32_offload": (1e-6, "Zero3OffloadAdapter"),
 }
 
 
@@ -74,6 +76,18 @@ def test_equivalence_four_ranks(four_ranks, case):
 @pytest.mark.parametrize("case", ["sum_s0", "sum_s2", "sum_s3"])
 def test_sum_mode_equals_plain_deepspeed(two_ranks, case):
     assert two_ranks[case]["param_rel_err"] <= 1e-7
+
+
+@pytest.mark.parametrize("case", ["sum_s2_offload", "sum_s3_offload"])
+def test_sum_mode_equals_plain_deepspeed_with_optimizer_offload(two_ranks, case):
+    assert "error" not in two_ranks[case], two_ranks[case].get("error")
+    assert two_ranks[case]["param_rel_err"] <= 1e-7
+
+
+def test_unsupported_offload_is_refused_naming_the_field(two_ranks):
+    messages = two_ranks["offload_refusals"]["messages"]
+    assert "offload_param.device = 'cpu' is not supported" in messages["offload_param"]
+    assert "offload_optimizer at ZeRO stage 1 is not supported" in messages["stage1"]
 
 
 def test_sum_mode_equals_plain_deepspeed_four_ranks(four_ranks):

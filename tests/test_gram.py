@@ -47,3 +47,37 @@ def test_chunked_segments_equal_one_block(monkeypatch):
     monkeypatch.setattr(gram_module, "CHUNK_ELEMENTS", 3 * 4)  # 4 columns per chunk
     torch.testing.assert_close(accumulate_gram(torch.zeros(2, 3, 3, dtype=torch.float64), buf, segs), whole)
     torch.testing.assert_close(combine_segments(buf, segs, w, torch.empty(50)), combined)
+
+
+def cosine(gram: torch.Tensor) -> torch.Tensor:
+    norms = gram.diagonal(dim1=1, dim2=2).sqrt()
+    return gram / norms.unsqueeze(2) / norms.unsqueeze(1)
+
+
+def test_float32_gram_matches_float64_cosines():
+    gen = torch.Generator().manual_seed(3)
+    buf = (0.5 * torch.randn(20_000, generator=gen) + torch.randn(5, 20_000, generator=gen)) * torch.logspace(
+        -3, 0, 20_000
+    )
+    segs = [Segment(0, 12_345, 0), Segment(12_345, 20_000, 1, 0.5)]
+    exact = accumulate_gram(torch.zeros(2, 5, 5, dtype=torch.float64), buf, segs)
+    blocked = accumulate_gram(torch.zeros(2, 5, 5, dtype=torch.float64), buf, segs, torch.float32)
+    assert (cosine(blocked) - cosine(exact)).abs().max() < 1e-6
+    assert (cosine(blocked) - cosine(exact)).abs().max() > 0  # it is a float32 computation
+
+
+def test_float32_gram_falls_back_to_float64_outside_float32_range():
+    gen = torch.Generator().manual_seed(4)
+    base = torch.randn(3, 5000, generator=gen)
+    segs = [Segment(0, 2500, 0), Segment(2500, 5000, 1)]
+    for scale in (1e25, 1e-25):  # squares overflow / underflow float32
+        buf = base.clone()
+        buf[:, :2500] *= scale  # group 0 out of range, group 1 not
+        exact = accumulate_gram(torch.zeros(2, 3, 3, dtype=torch.float64), buf, segs)
+        blocked = accumulate_gram(torch.zeros(2, 3, 3, dtype=torch.float64), buf, segs, torch.float32)
+        assert torch.isfinite(blocked).all() and (blocked[0].diagonal() > 0).all()
+        torch.testing.assert_close(blocked, exact, rtol=1e-5, atol=0.0)
+    poisoned = base.clone()
+    poisoned[1, 7] = float("inf")
+    blocked = accumulate_gram(torch.zeros(2, 3, 3, dtype=torch.float64), poisoned, segs, torch.float32)
+    assert not torch.isfinite(blocked[0]).all() and torch.isfinite(blocked[1]).all()

@@ -55,6 +55,43 @@ def check_deepspeed_version(version: str = deepspeed.__version__) -> None:
         )
 
 
+def _offload_device(section) -> str:
+    device = getattr(section, "device", None) if section is not None else None
+    return "none" if device is None else str(getattr(device, "value", device))
+
+
+def check_offload(engine, stage: int) -> bool:
+    """True when the engine offloads its optimizer to host memory in a supported way; refuses, with
+    the field and what is allowed, parameter offload, NVMe offload, partial offload and offload at
+    stages other than 2 and 3."""
+    param_device = _offload_device(engine.zero_offload_param())
+    if param_device != "none":
+        raise UnsupportedEngineError(
+            f"zero_optimization.offload_param.device = {param_device!r} is not supported: ZeRO-3 parameter "
+            "offload moves the partitions GradVac reads between steps; use offload_param.device 'none' "
+            "(optimizer offload, offload_optimizer.device 'cpu', is supported at ZeRO-2 and ZeRO-3)"
+        )
+    device = _offload_device(engine.zero_offload_optimizer())
+    if device == "none":
+        return False
+    if device != "cpu":
+        raise UnsupportedEngineError(
+            f"zero_optimization.offload_optimizer.device = {device!r} is not supported: with NVMe DeepSpeed "
+            "swaps each task's gradient out to disk at its boundary; use 'cpu' or 'none'"
+        )
+    if stage not in (2, 3):
+        raise UnsupportedEngineError(
+            f"zero_optimization.offload_optimizer at ZeRO stage {stage} is not supported; use stage 2 or 3"
+        )
+    ratio = float(engine.zero_partial_offload())
+    if ratio != 1.0:
+        raise UnsupportedEngineError(
+            f"zero_optimization.offload_optimizer.ratio = {ratio} is not supported (partial offload keeps "
+            "some sub-groups on the accelerator); use 1.0"
+        )
+    return True
+
+
 def make_adapter(engine, comm: Comm) -> GradientAdapter:
     """Pick the adapter for ``engine``'s optimizer; refuse what is not supported, with the reason."""
     from deepspeed.runtime.bf16_optimizer import BF16_Optimizer
@@ -71,15 +108,15 @@ def make_adapter(engine, comm: Comm) -> GradientAdapter:
         raise UnsupportedEngineError(
             "the pipeline engine is not supported: GradVac needs one reduction per task"
         )
-    if engine.zero_cpu_offload() or engine.zero_offload_param():
-        raise UnsupportedEngineError(
-            "ZeRO CPU/NVMe offload is not supported yet (zero_optimization.offload_optimizer / offload_param)"
-        )
     if not engine.managed_gradient_accumulation():
         raise UnsupportedEngineError("managed_gradient_accumulation=false is not supported")
     opt = engine.optimizer
     names = {p: n for n, p in engine.module.named_parameters()}
     stage = engine.zero_optimization_stage()
+    if check_offload(engine, stage):
+        from gradvac_ds.zero.offload import Zero2OffloadAdapter, Zero3OffloadAdapter
+
+        return Zero2OffloadAdapter(opt, names) if stage == 2 else Zero3OffloadAdapter(opt, names)
     if isinstance(opt, DeepSpeedZeroOptimizer):
         return Zero12Adapter(opt, names)
     if isinstance(opt, BF16_Optimizer):
@@ -102,6 +139,7 @@ __all__ = [
     "Fragment",
     "GradientAdapter",
     "UnsupportedEngineError",
+    "check_offload",
     "full_numel",
     "is_tensor_parallel_parameter",
     "make_adapter",

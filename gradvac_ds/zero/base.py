@@ -44,6 +44,9 @@ class GradientAdapter(ABC):
     """
 
     partitioned: bool = True
+    device: torch.device | None = None
+    """Where the reduced gradient lives when that is not the accelerator (optimizer offload: host
+    memory); the engine keeps the task buffers, computes the Gram and combines there."""
 
     def __init__(self, layouts: list[BufferLayout]) -> None:
         self.layouts = layouts
@@ -66,11 +69,9 @@ class GradientAdapter(ABC):
 
 
 def copy_tensors_into(tensors: list[torch.Tensor], out: torch.Tensor) -> None:
-    """Copy a list of tensors, flattened and concatenated, into ``out`` without a temporary."""
-    offset = 0
-    for t in tensors:
-        n = t.numel()
-        out[offset : offset + n].copy_(t.reshape(-1))
-        offset += n
-    if offset != out.numel():
-        raise RuntimeError(f"gradient partition holds {offset} elements, expected {out.numel()}")
+    """Copy a list of tensors, flattened and concatenated, into ``out`` without a temporary (one
+    ``torch.cat`` kernel into ``out``, not one copy per tensor)."""
+    total = sum(t.numel() for t in tensors)
+    if total != out.numel():
+        raise RuntimeError(f"gradient partition holds {total} elements, expected {out.numel()}")
+    torch.cat([t.reshape(-1) for t in tensors], out=out)

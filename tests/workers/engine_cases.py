@@ -26,7 +26,7 @@ from gradvac_ds.algorithm import draw_task_orders, step_generator
 from gradvac_ds.comm import Comm
 from gradvac_ds.config import split_config
 from gradvac_ds.engine import SIGNATURE_SLOTS, GradVacEngine
-from gradvac_ds.errors import RankDivergenceError, TaskProtocolError
+from gradvac_ds.errors import RankDivergenceError, TaskProtocolError, UnsupportedEngineError
 from gradvac_ds.grouping import group_parameters
 from gradvac_ds.reference import dense_gradvac_groups
 
@@ -74,6 +74,11 @@ def batch(step: int, task: int, rank: int, mb: int, dtype: torch.dtype) -> tuple
     return x.to(dtype), y
 
 
+def on_device(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The engine's inputs on the accelerator (the reference keeps the CPU copies)."""
+    return tuple(t.to(get_accelerator().current_device_name()) for t in tensors)
+
+
 def ds_config(stage: int, precision: str, mode: str, extra_zero: dict, seed: int = 0, check: int = 1) -> dict:
     cfg = {
         "train_micro_batch_size_per_gpu": BATCH,
@@ -108,9 +113,9 @@ def full_params(engine) -> dict[str, torch.Tensor]:
     out = {}
     for name, p in engine.module.named_parameters():
         if engine.zero_optimization_stage() == 3:
-            out[name] = safe_get_full_fp32_param(p).detach().clone()
+            out[name] = safe_get_full_fp32_param(p).detach().cpu().clone()
         else:
-            out[name] = p.detach().float().clone()
+            out[name] = p.detach().float().cpu().clone()
     return out
 
 
@@ -154,7 +159,7 @@ def run_steps(
             t = TASKS.index(name)
             with gv.task(name, micro_batches=micro_batches):
                 for mb in range(micro_batches):
-                    x, y = batch(step, t, rank, mb, dtype)
+                    x, y = on_device(*batch(step, t, rank, mb, dtype))
                     loss = gv(x, y)
                     if poison == (step, name) and poison_rank in (None, rank):
                         loss = loss * poison_factor
@@ -209,8 +214,8 @@ def rel_err(got: dict, want: dict) -> float:
     return max((got[n].double() - want[n]).abs().max().item() for n in want) / scale
 
 
-def case_equivalence(stage, precision, mode="gradvac", extra_zero=None):
-    gv, _ = build(stage, precision, mode, extra_zero)
+def case_equivalence(stage, precision, mode="gradvac", extra_zero=None, extra=None):
+    gv, _ = build(stage, precision, mode, extra_zero, extra=extra)
     init = full_params(gv)
     outcomes = run_steps(gv, precision, SCHEDULE)
     got = full_params(gv)
@@ -228,9 +233,9 @@ def case_equivalence(stage, precision, mode="gradvac", extra_zero=None):
     }
 
 
-def case_sum_vs_plain(stage, precision):
-    """mode: sum through GradVacEngine vs plain DeepSpeed on the same micro-batches."""
-    gv, cfg = build(stage, precision, "sum")
+def case_sum_vs_plain(stage, precision, extra_zero=None, extra=None):
+    """mode: sum through GradVacEngine vs plain DeepSpeed on the same micro-batches (and config)."""
+    gv, cfg = build(stage, precision, "sum", extra_zero, extra=extra)
     run_steps(gv, precision, [FULL, FULL])
     ours = full_params(gv)
     ds_cfg = {k: v for k, v in cfg.items() if k != "gradvac"}
@@ -242,7 +247,7 @@ def case_sum_vs_plain(stage, precision):
     for step in range(2):
         for t in range(len(TASKS)):
             for mb in range(FULL[TASKS[t]]):
-                x, y = batch(step, t, rank, mb, dtype)
+                x, y = on_device(*batch(step, t, rank, mb, dtype))
                 plain.backward(plain(x, y))
                 plain.step()
     theirs = full_params(plain)
@@ -408,10 +413,29 @@ def case_buffer_rows():
     return {"rows": gv._buffers[0].shape[0], "bytes": gv.task_buffer_bytes, "expected_bytes": 2 * numel * 4}
 
 
+OFFLOAD_ZERO = {"offload_optimizer": {"device": "cpu"}}
+OFFLOAD_EXTRA = {"zero_force_ds_cpu_optimizer": False}  # torch Adam on the host, as the reference
+
+
+def case_offload_refusals():
+    """Parameter offload and optimizer offload at ZeRO-1 are refused with the field's name."""
+    messages = {}
+    attempts = {
+        "offload_param": (3, {**OFFLOAD_ZERO, "offload_param": {"device": "cpu"}}),
+        "stage1": (1, OFFLOAD_ZERO),
+    }
+    for name, (stage, zero) in attempts.items():
+        try:
+            build(stage, "fp32", "gradvac", zero, extra=OFFLOAD_EXTRA)
+        except UnsupportedEngineError as err:
+            messages[name] = str(err)
+    return {"messages": messages}
+
+
 def case_protocol():
     """Misuse of the task/step protocol raises TaskProtocolError with a message saying what."""
     gv, _ = build(2, "fp32", "gradvac")
-    x, y = batch(0, 0, dist.get_rank(), 0, torch.float32)
+    x, y = on_device(*batch(0, 0, dist.get_rank(), 0, torch.float32))
     messages = {}
     attempts = {
         "backward_outside_task": lambda: gv.backward(gv(x, y)),
@@ -466,6 +490,11 @@ def cases(world: int) -> dict:
         "sum_s0": lambda: case_sum_vs_plain(0, "fp32"),
         "sum_s2": lambda: case_sum_vs_plain(2, "fp32"),
         "sum_s3": lambda: case_sum_vs_plain(3, "fp32"),
+        "s2_fp32_offload": lambda: case_equivalence(2, "fp32", extra_zero=OFFLOAD_ZERO, extra=OFFLOAD_EXTRA),
+        "s3_fp32_offload": lambda: case_equivalence(3, "fp32", extra_zero=OFFLOAD_ZERO, extra=OFFLOAD_EXTRA),
+        "sum_s2_offload": lambda: case_sum_vs_plain(2, "fp32", OFFLOAD_ZERO, OFFLOAD_EXTRA),
+        "sum_s3_offload": lambda: case_sum_vs_plain(3, "fp32", OFFLOAD_ZERO, OFFLOAD_EXTRA),
+        "offload_refusals": case_offload_refusals,
         "comm_s2": lambda: case_communication(2),
         "comm_s3": lambda: case_communication(3),
         "resume_s2": lambda: case_resume(2, "fp32"),
@@ -494,8 +523,8 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--cases", default="")
     args = parser.parse_args()
-    deepspeed.init_distributed(dist_backend="gloo")
     accel = get_accelerator()
+    deepspeed.init_distributed(dist_backend="gloo" if accel.device_name() == "cpu" else None)
     # The CPU accelerator reports no fp16 support; the CPU kernels used here do run in fp16.
     accel.is_fp16_supported = lambda: True
     accel.supported_dtypes = lambda: [torch.float32, torch.bfloat16, torch.float16]

@@ -1,0 +1,404 @@
+"""GradVac at scale on this machine: megatron-core GPT models up to >= 100M parameters on 2 CPU ranks.
+
+``python benchmarks/bench_scale.py`` trains, for each model size (``--sizes``) and ZeRO stage
+(``--stages``, default 2 and 3), plain DeepSpeed and GradVacEngine for a few steps each, every run in
+fresh processes (``--world`` gloo ranks, one thread each), so that each run's peak RSS is its own.
+Then a K sweep (``--k-sweep``, default 4, 16, 64) on the first size: K known tasks of which each step
+samples ``--tasks-per-step`` (one micro-batch each), so the task buffers keep that many rows while
+the Gram, its all-reduce and the solver grow with K.
+
+Models: megatron-core ``GPTModel`` built by :func:`gradvac_ds.training.modeling.build_model`
+(decoder-only translator, learned positions, tied embeddings). Sizes (``name=hidden:layers:ffn:heads:vocab``):
+``small`` 5.3M, ``medium`` ~33M, ``gpt110m`` 110M parameters; ``--sizes`` also takes new definitions.
+The default run (``small,gpt110m`` x stages 2, 3, plus the sweep) took 6 minutes on two shared
+cores; ``--sizes medium`` or a larger custom size for more.
+
+Per run it reports: the median step time (slower rank) of ``--steps`` steps after ``--warmup``,
+GradVac's phases (through the engine's ``StepObserver``), the task-buffer and Gram bytes, and the
+peak RSS per rank (``VmHWM``, reset after ``deepspeed.initialize`` so that the full model drawn
+before ZeRO-3 partitions it does not count) against the planner's prediction: the RSS of the process
+before the model existed plus :func:`gradvac_ds.planning.plan`'s per-rank total (weights, gradients,
+optimizer states, task buffers, activations) for the run's exact parameter layout. DeepSpeed's
+bucket sizes are set small (``--bucket``) so that its communication buffers stay out of the
+comparison.
+
+Nothing in the engine's path is O(P) Python work: per step the Python loops run over buffer
+fragments, Gram segments and column chunks (counted below as ``python_items_per_step``), while every
+O(P) operation is one tensor kernel.
+
+Output: a table, a plot (``--plot``, default ``runs/bench_scale/bench_scale.png``) and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from harness import PhaseTimer, launch_workers, peak_rss_bytes, print_table, reset_peak_rss
+
+SIZES = {
+    "small": (256, 4, 1024, 4, 8000),
+    "medium": (512, 8, 2048, 8, 16000),
+    "gpt110m": (768, 12, 3072, 12, 32000),
+}
+"""name -> (hidden, layers, ffn, heads, vocab)."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", default="small,gpt110m", help="sizes by name, or name=hidden:layers:ffn:heads:vocab"
+    )
+    parser.add_argument("--stages", default="2,3")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--tasks", type=int, default=4, help="K of the size runs (all tasks in every step)")
+    parser.add_argument(
+        "--k-sweep", default="4,16,64", help="K values of the sweep on the first size; '' skips it"
+    )
+    parser.add_argument("--tasks-per-step", type=int, default=4, help="tasks sampled per step in the sweep")
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=2, help="sequences per micro-batch per rank")
+    parser.add_argument("--seq", type=int, default=32, help="source and target tokens per sequence")
+    parser.add_argument(
+        "--bucket", type=int, default=2_000_000, help="DeepSpeed reduce/all-gather bucket elements"
+    )
+    parser.add_argument("--world", type=int, default=2)
+    parser.add_argument("--plot", default="runs/bench_scale/bench_scale.png")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--scale-run", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def size_table(spec: str) -> dict[str, tuple[int, ...]]:
+    out = {}
+    for item in filter(None, spec.split(",")):
+        name, _, dims = item.partition("=")
+        if dims:
+            values = tuple(int(v) for v in dims.split(":"))
+            if len(values) != 5:
+                raise SystemExit(f"--sizes {item!r}: give name=hidden:layers:ffn:heads:vocab")
+            out[name] = values
+        elif name in SIZES:
+            out[name] = SIZES[name]
+        else:
+            raise SystemExit(f"--sizes: unknown size {name!r}; known: {sorted(SIZES)} or name=h:l:f:a:v")
+    return out
+
+
+# ---------------------------------------------------------------------------------------- worker
+def model_config(dims: tuple[int, ...], seq: int) -> dict[str, Any]:
+    hidden, layers, ffn, heads, _ = dims
+    return {
+        "name": "bench", "hidden_size": hidden, "ffn_hidden_size": ffn, "num_attention_heads": heads,
+        "encoder_layers": 1, "decoder_layers": 1, "decoder_only_layers": layers,
+        "max_sequence_length": 4 * seq, "dropout": 0.0, "attention_dropout": 0.0, "activation": "gelu",
+        "share_embeddings": True, "label_smoothing": 0.0, "make_vocab_size_divisible_by": 128,
+    }  # fmt: skip
+
+
+def ds_config(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    zero: dict[str, Any] = {
+        "stage": run["stage"],
+        "reduce_bucket_size": args.bucket,
+        "allgather_bucket_size": args.bucket,
+    }
+    if run["stage"] == 3:
+        zero.update(stage3_prefetch_bucket_size=args.bucket, stage3_max_live_parameters=args.bucket)
+    cfg: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": args.batch,
+        "gradient_accumulation_steps": run["per_step"],
+        "gradient_clipping": 1.0,
+        "steps_per_print": 10**9,
+        "zero_optimization": zero,
+        "gradvac": {
+            "mode": "gradvac",
+            "tasks": [f"t{k}" for k in range(run["K"])],
+            "consistency_check_interval": 0,
+            "log_interval": 0,
+        },
+    }
+    if args.precision == "bf16":
+        cfg["bf16"] = {"enabled": True}
+    return cfg
+
+
+def batch(args, vocab: int, step: int, task: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(src, tgt) token ids of one micro-batch; task k samples its own window of the vocabulary."""
+    gen = torch.Generator().manual_seed(7919 * step + 104729 * task + rank)
+    window = max(vocab // 4, 8)
+    offset = 4 + (task * 131) % max(vocab - window - 4, 1)
+    shape = (args.batch, args.seq)
+    return torch.randint(0, window, shape, generator=gen) + offset, torch.randint(
+        0, window, shape, generator=gen
+    ) + offset
+
+
+def step_tasks(run: dict[str, Any], step: int) -> list[int]:
+    """The step's tasks: all K, or ``per_step`` of them drawn (same on every rank) when K is larger."""
+    if run["K"] == run["per_step"]:
+        return list(range(run["K"]))
+    gen = torch.Generator().manual_seed(step)
+    return sorted(torch.randperm(run["K"], generator=gen)[: run["per_step"]].tolist())
+
+
+def python_items(gv) -> int:
+    """Python-level iterations of one engine step besides the per-task ones: fragments, segments
+    and column chunks (each one tensor kernel), independent of how many elements they hold."""
+    from gradvac_ds.gram import CHUNK_ELEMENTS
+
+    rows = gv._buffers[0].shape[0]
+    chunks = sum(
+        math.ceil((s.stop - s.start) / max(1, CHUNK_ELEMENTS // rows)) for segs in gv.segments for s in segs
+    )
+    return 2 * chunks + sum(len(layout.fragments) for layout in gv.adapter.layouts)
+
+
+def worker(args: argparse.Namespace) -> None:
+    import deepspeed
+    from deepspeed import comm as dist
+
+    from gradvac_ds.engine import GradVacEngine, split_config
+    from gradvac_ds.planning import ActivationInputs, layout_of, plan
+    from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
+    from gradvac_ds.training.modeling import build_model
+
+    torch.set_num_threads(1)
+    logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+    deepspeed.utils.logger.setLevel(logging.WARNING)
+    run = json.loads(args.scale_run)
+    accelerator = deepspeed.get_accelerator()
+    deepspeed.init_distributed(dist_backend="gloo" if accelerator.device_name() == "cpu" else None)
+    device = torch.device(accelerator.current_device_name())
+    init_model_parallel(1)
+    rank = dist.get_rank()
+    base_rss = current_rss_bytes()
+    dims = tuple(run["dims"])
+    model = build_model(model_config(dims, args.seq), dims[4], "decoder", seed=1)
+    num_params = sum(p.numel() for p in model.parameters())
+    ds_cfg, gv_cfg = split_config(ds_config(run, args))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    layout = layout_of(optimizer.param_groups)  # before ZeRO-3 replaces the groups by its partitions
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_cfg, mpu=MegatronMPU())
+    del model
+    timer = PhaseTimer()
+    gv = GradVacEngine(engine, gv_cfg, observer=timer) if run["mode"] == "gradvac" else None
+    reset = reset_peak_rss()
+    times, phases = [], []
+    for step in range(args.warmup + args.steps):
+        tasks = step_tasks(run, step)
+        timer.active = step >= args.warmup
+        dist.barrier()
+        accelerator.synchronize()
+        start = time.perf_counter()
+        for k in tasks:
+            src, tgt = (t.to(device) for t in batch(args, dims[4], step, k, rank))
+            if gv is None:
+                engine.backward(engine(src, tgt))
+                engine.step()
+            else:
+                with gv.task(f"t{k}", micro_batches=1):
+                    gv.backward(gv(src, tgt))
+        if gv is not None:
+            gv.step()
+        accelerator.synchronize()
+        times.append(time.perf_counter() - start)
+        phases.append(timer.take())
+        if rank == 0:
+            print(f"[bench_scale] {run['label']} step {step + 1}/{args.warmup + args.steps}", file=sys.stderr)
+    peak = peak_rss_bytes()
+    slow = torch.tensor(times[args.warmup :], dtype=torch.float64)
+    dist.all_reduce(slow, op=dist.ReduceOp.MAX)
+    peaks = torch.tensor([float(peak), float(base_rss)], dtype=torch.float64)
+    dist.all_reduce(peaks, op=dist.ReduceOp.MAX)
+    rows = run["per_step"] if gv is not None else 0
+    groups = gv.grouping.num_groups if gv is not None else 0
+    acts = ActivationInputs(
+        micro_batch_tokens=args.batch * 2 * args.seq, seq_length=2 * args.seq, hidden_size=dims[0],
+        num_attention_heads=dims[3], num_layers=dims[1],
+    )  # fmt: skip
+    predicted = plan(
+        num_params, max(rows, 1), dp=dist.get_world_size(), zero_stage=run["stage"], precision=args.precision,
+        groups=max(groups, 1), layout=layout, activations=acts,
+    ).gradvac_ds.memory  # fmt: skip
+    predicted_total = predicted.total - (predicted.task_buffers if gv is None else 0)
+    report = {
+        **run,
+        "P": num_params,
+        "L": groups,
+        "median_step_s": statistics.median(slow.tolist()),
+        "phases_ms": {
+            name: 1e3 * statistics.median(p.get(name, 0.0) for p in phases[args.warmup :])
+            for name in ("capture", "gram", "all_reduce", "solve", "combine", "optimizer")
+        }
+        if gv is not None
+        else {},
+        "task_buffer_bytes": gv.task_buffer_bytes if gv is not None else 0,
+        "gram_bytes": groups * run["K"] ** 2 * 8,
+        "python_items_per_step": python_items(gv) if gv is not None else 0,
+        "peak_rss_bytes": int(peaks[0].item()),
+        "base_rss_bytes": int(peaks[1].item()),
+        "planner_bytes": predicted_total,
+        "predicted_rss_bytes": int(peaks[1].item()) + predicted_total,
+        "peak_reset": reset,
+    }
+    if rank == 0:
+        Path(args.out).write_text(json.dumps(report))
+    dist.barrier()
+
+
+def current_rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("/proc/self/status has no VmRSS line")
+
+
+# ---------------------------------------------------------------------------------------- driver
+def runs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    sizes = size_table(args.sizes)
+    out = []
+    for name, dims in sizes.items():
+        for stage in (int(s) for s in args.stages.split(",")):
+            for mode in ("plain", "gradvac"):
+                out.append(
+                    {"label": f"{name} z{stage} {mode}", "size": name, "dims": dims, "stage": stage,
+                     "mode": mode, "K": args.tasks, "per_step": args.tasks, "sweep": False}
+                )  # fmt: skip
+    sweep = [int(k) for k in args.k_sweep.split(",") if k]
+    if sweep:
+        name, dims = next(iter(sizes.items()))
+        stage = int(args.stages.split(",")[0])
+        per = args.tasks_per_step
+        out.append({"label": f"{name} z{stage} plain sweep", "size": name, "dims": dims, "stage": stage,
+                    "mode": "plain", "K": per, "per_step": per, "sweep": True})  # fmt: skip
+        for k in sweep:
+            out.append({"label": f"{name} z{stage} K={k}", "size": name, "dims": dims, "stage": stage,
+                        "mode": "gradvac", "K": k, "per_step": min(per, k), "sweep": True})  # fmt: skip
+    return out
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+    plain = {(r["size"], r["stage"], r["per_step"]): r for r in results if r["mode"] == "plain"}
+    rows = []
+    for r in results:
+        if r["mode"] != "gradvac":
+            continue
+        base = plain.get((r["size"], r["stage"], r["per_step"]))
+        rows.append({
+            "label": r["label"], "size": r["size"], "stage": r["stage"], "K": r["K"], "sweep": r["sweep"],
+            "P": r["P"], "L": r["L"], "step_s": r["median_step_s"],
+            "plain_step_s": base["median_step_s"] if base else None,
+            "ratio_vs_plain": r["median_step_s"] / base["median_step_s"] if base else None,
+            "peak_rss": r["peak_rss_bytes"], "predicted_rss": r["predicted_rss_bytes"],
+            "rss_over_predicted": r["peak_rss_bytes"] / r["predicted_rss_bytes"],
+            "plain_rss_over_predicted": (
+                base["peak_rss_bytes"] / base["predicted_rss_bytes"] if base else None
+            ),
+            "task_buffer_bytes": r["task_buffer_bytes"], "gram_bytes": r["gram_bytes"],
+            "python_items_per_step": r["python_items_per_step"], "phases_ms": r["phases_ms"],
+        })  # fmt: skip
+    return {"rows": rows}
+
+
+def emit(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    rows = summarise(results)["rows"]
+    mib = 2**20
+    print(f"GradVac at scale: megatron-core GPT, {args.precision}, {args.world} gloo ranks on CPU, "
+          f"micro-batch {args.batch}x{2 * args.seq} tokens, {args.steps} timed steps after "
+          f"{args.warmup} warm-up\n")  # fmt: skip
+    print_table(
+        "per run (GradVac vs plain DeepSpeed in fresh processes; RSS = max over ranks)",
+        [("run", 22, ""), ("P", 12, ","), ("L", 3, ""), ("gv s", 8, ".2f"), ("plain s", 8, ".2f"),
+         ("ratio", 7, ".3f"), ("RSS MiB", 8, ".0f"), ("pred MiB", 9, ".0f"), ("RSS/pred", 9, ".3f"),
+         ("plain RSS/pred", 15, ".3f"), ("buffers MiB", 12, ".1f"), ("Gram B", 9, ","), ("py items", 9, ",")],
+        [[r["label"], r["P"], r["L"], r["step_s"], r["plain_step_s"], r["ratio_vs_plain"],
+          r["peak_rss"] / mib,
+          r["predicted_rss"] / mib, r["rss_over_predicted"], r["plain_rss_over_predicted"],
+          r["task_buffer_bytes"] / mib, r["gram_bytes"], r["python_items_per_step"]] for r in rows],
+    )  # fmt: skip
+    phase_names = ("capture", "gram", "all_reduce", "solve", "combine", "optimizer")
+    print_table(
+        "GradVac phases per step, ms (median, rank 0)",
+        [("run", 22, ""), *((n, 11, ".1f") for n in phase_names)],
+        [[r["label"], *(r["phases_ms"].get(n, math.nan) for n in phase_names)] for r in rows],
+    )
+    plot(rows, args.plot)
+    sizes = [r for r in rows if not r["sweep"]]
+    sweep = [r for r in rows if r["sweep"]]
+    largest = max(sizes, key=lambda r: r["P"]) if sizes else None
+    summary = {
+        "largest_P": largest["P"] if largest else None,
+        "max_step_time_ratio_vs_plain": max(
+            (r["ratio_vs_plain"] for r in sizes if r["ratio_vs_plain"]), default=None
+        ),
+        "max_abs_rss_error_vs_planner": max((abs(r["rss_over_predicted"] - 1) for r in rows), default=None),
+        "sweep_ratio_vs_plain": {str(r["K"]): r["ratio_vs_plain"] for r in sweep},
+        "sweep_gram_bytes": {str(r["K"]): r["gram_bytes"] for r in sweep},
+        "plot": args.plot,
+        "runs": rows,
+    }  # fmt: skip
+    print(json.dumps(summary))
+
+
+def plot(rows: list[dict[str, Any]], path: str) -> None:
+    """Step-time ratio and RSS/prediction per size and stage, and the K sweep's ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for stage in sorted({r["stage"] for r in rows if not r["sweep"]}):
+        sel = sorted((r for r in rows if not r["sweep"] and r["stage"] == stage), key=lambda r: r["P"])
+        axes[0].plot(
+            [r["P"] / 1e6 for r in sel], [r["ratio_vs_plain"] for r in sel], "o-", label=f"ZeRO-{stage}"
+        )
+        axes[1].plot(
+            [r["P"] / 1e6 for r in sel], [r["rss_over_predicted"] for r in sel], "o-", label=f"ZeRO-{stage}"
+        )
+    axes[0].set(xlabel="parameters (M)", ylabel="GradVac / plain step time", xscale="log")
+    axes[1].set(xlabel="parameters (M)", ylabel="peak RSS / planner prediction", xscale="log")
+    axes[1].axhspan(0.9, 1.1, alpha=0.15)
+    sweep = sorted((r for r in rows if r["sweep"]), key=lambda r: r["K"])
+    axes[2].plot([r["K"] for r in sweep], [r["ratio_vs_plain"] for r in sweep], "o-")
+    axes[2].set(xlabel="K (known tasks; sampled per step)", ylabel="GradVac / plain step time", xscale="log")
+    for ax in axes[:2]:
+        ax.legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        worker(args)
+        return
+    forwarded = [a for a in sys.argv[1:]]
+    results = []
+    for run in runs(args):
+        print(f"[bench_scale] {run['label']}", file=sys.stderr, flush=True)
+        report = launch_workers(
+            __file__, [*forwarded, "--scale-run", json.dumps(run)], args.world, "bench_scale"
+        )
+        if report is None:
+            sys.exit(1)
+        results.append(report)
+    emit(results, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""What the benchmarks share: the engine seams they plug in (a phase timer, a counting ``Comm``),
+DeepSpeed's own traffic counter, the re-launch on several gloo ranks, and table printing.
+
+Nothing here patches a module global: phases come from the engine's ``StepObserver``, the engine's
+collectives from its ``Comm``, and DeepSpeed's gradient reductions from DeepSpeed's ``comms_logger``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gradvac_ds.comm import Comm, StepObserver
+
+
+class PhaseTimer(StepObserver):
+    """Wall seconds per engine phase while ``active``; inactive it costs one attribute test.
+
+    With ``synchronize`` the accelerator is synchronised around each phase
+    (``deepspeed.get_accelerator().synchronize()``), so that asynchronous device work is charged to
+    the phase that launched it; that serialises the device, so timed rounds leave it off.
+    """
+
+    def __init__(self, synchronize: bool = False) -> None:
+        self.active = False
+        self.synchronize = synchronize
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        if not self.active:
+            yield
+            return
+        sync = _synchronizer() if self.synchronize else None
+        if sync:
+            sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if sync:
+                sync()
+            self.seconds[name] += time.perf_counter() - start
+
+    def take(self) -> dict[str, float]:
+        """The seconds accumulated per phase since the last call."""
+        out, self.seconds = dict(self.seconds), defaultdict(float)
+        return out
+
+
+def _synchronizer():
+    import deepspeed
+
+    return deepspeed.get_accelerator().synchronize
+
+
+class CountingComm(Comm):
+    """The engine's collectives, each recorded as (name, payload bytes) while ``active``."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.calls: list[tuple[str, int]] = []
+
+    def all_reduce(self, tensor: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        if self.active:
+            self.calls.append(("all_reduce", tensor.numel() * tensor.element_size()))
+        super().all_reduce(tensor, *args, **kwargs)
+
+    def all_gather_into_tensor(self, output: torch.Tensor, tensor: torch.Tensor, group: Any = None) -> None:
+        if self.active:
+            self.calls.append(("all_gather_into_tensor", output.numel() * output.element_size()))
+        super().all_gather_into_tensor(output, tensor, group=group)
+
+    def take(self) -> list[tuple[str, int]]:
+        out, self.calls = self.calls, []
+        return out
+
+
+@contextmanager
+def deepspeed_traffic() -> Iterator[dict[str, int]]:
+    """Count the payload bytes of every ``deepspeed.comm`` collective issued inside the block (the
+    gradient reductions of DeepSpeed and the engine's Gram all-reduce alike), by DeepSpeed's own
+    ``comms_logger``; the dict it yields is filled with ``{op name: bytes}`` on exit."""
+    from deepspeed import comm as dist
+
+    totals: dict[str, int] = {}
+    dist.comms_logger.reset_data()
+    dist.configure(enabled=True, prof_all=True, verbose=False)
+    try:
+        yield totals
+    finally:
+        dist.configure(enabled=False, prof_all=False)
+        for op, sizes in dist.comms_logger.comms_dict.items():
+            totals[op] = sum(int(size) * int(entry[0]) for size, entry in sizes.items())
+        dist.comms_logger.reset_data()
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (``VmHWM`` of /proc/self/status)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("/proc/self/status has no VmHWM line")
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0); False if refused."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_workers(script: str, argv: list[str], world: int, name: str) -> dict[str, Any] | None:
+    """Re-run ``script`` with ``--worker --out FILE`` on ``world`` local gloo ranks (one thread each,
+    ``DS_ACCELERATOR=cpu`` unless set); their logs go to stderr. Returns rank 0's JSON report."""
+    import json
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env.setdefault("DS_ACCELERATOR", "cpu")
+    repo = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH", "")) if p)
+    with tempfile.TemporaryDirectory(prefix=f"{name}_") as tmp:
+        out = Path(tmp) / "report.json"
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(world),
+            "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+            str(Path(script).resolve()), *argv, "--worker", "--out", str(out),
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr)
+        if proc.returncode != 0 or not out.exists():
+            print(f"{name}: workers failed (rc={proc.returncode})", file=sys.stderr)
+            return None
+        return json.loads(out.read_text())
+
+
+def print_table(title: str, columns: list[tuple[str, int, str]], rows: list[list[Any]]) -> None:
+    """One table: ``columns`` are (header, width, format spec); each row holds one value per column."""
+    print(title)
+    head = " ".join(f"{name:>{width}}" for name, width, _ in columns)
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        cells = []
+        for value, (_, width, spec) in zip(row, columns, strict=True):
+            cells.append("-".rjust(width) if value is None else f"{value:>{width}{spec}}")
+        print(" ".join(cells))
+    print()
