@@ -10,8 +10,8 @@
 # restarted; a finished mode is not retrained. On a shared box wrap it in the box's lock, e.g.
 #   nohup flock /tmp/gradvac-heavy.lock bash scripts/evidence.sh > evidence.log 2>&1 &
 #
-# Expected wall time on this 2-core CPU box, from a timing probe under the lock (2 processes): about
-# 10 h (9-13 h; the header of configs/evidence_bible.yaml has the numbers). Printed at the start.
+# Expected wall time on this 2-core CPU box, from timing probes under the lock (2 processes): about
+# 8 h (7-11 h; the header of configs/evidence_bible.yaml has the numbers). Printed at the start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
@@ -22,7 +22,7 @@ BIBLE=${BIBLE:-../shared/eval-data/bible}
 DISTANCES=${DISTANCES:-$(dirname "$BIBLE")/distances.csv}
 LANGUAGES=${LANGUAGES:-$(dirname "$BIBLE")/languages.csv}
 RUN_DIR=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['run_dir'])" "$CONFIG")
-EXPECTED="about 10 h on 2 CPU cores: 6 trainings x (1000 steps x ~4.5 s + validation + decoding)"
+EXPECTED="about 8 h on 2 CPU cores: 6 trainings x (1000 steps x 3.2 s + validation + decoding)"
 for path in "$BIBLE/en.txt" "$DISTANCES" "$LANGUAGES"; do
   [ -f "$path" ] || { echo "evidence.sh: $path not found (set BIBLE=<dir with en.txt ...>)" >&2; exit 2; }
 done

@@ -55,7 +55,8 @@ def format_similarity(similarity: dict[str, Any]) -> str:
             f"gradient similarity vs language distance ({result['distance_column']}), {mode}: "
             f"{result['seeds']} seed(s), {sum(result['windows'])} windows; {level:.0%} bootstrap intervals",
         ]
-        lines += [f"  {name:<28}{_interval(measures[name])}" for name in _HEADLINE if name in measures]
+        width = max(len(name) for name in measures) + 2
+        lines += [f"  {name:<{width}}{_interval(measures[name])}" for name in _HEADLINE if name in measures]
         for name, test in result["mantel"].items():
             rho, p = test["rho"], test["p_value"]
             shown = "n/a" if rho is None or p is None else f"rho {rho:+.3f}, p = {p:.4f}"
@@ -63,7 +64,8 @@ def format_similarity(similarity: dict[str, Any]) -> str:
             lines.append(f"  Mantel {name}: {shown} ({count})")
         lines.append(f"  finding 'similarity falls with distance': {result['finding']}")
         per_part = [n for n in measures if n.startswith("rho[")]
-        lines += [f"  {name:<28}{_interval(measures[name])}" for name in per_part]
+        lines += [f"  {name:<{width}}{_interval(measures[name])}" for name in per_part]
         shares = [n for n in measures if n.startswith(("share[", "mean_similarity["))]
-        lines += [f"  {name:<28}{_interval(measures[name])}" for name in shares]
+        lines += [f"  {name:<{width}}{_interval(measures[name])}" for name in shares]
+        lines += [f"  note: {note}" for note in result["notes"]]
     return "\n".join(lines) + "\n"

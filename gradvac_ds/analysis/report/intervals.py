@@ -239,7 +239,13 @@ def similarity_intervals(
         tests["similarity_vs_distance_given_overlap"] = vars(
             partial_mantel_test(sim, measures.distance, measures.overlap, permutations, seed=seed)
         )
+    notes = []
+    if len(windows) < 2:
+        notes.append("one training window in all: the bootstrap intervals have zero width (use more steps)")
+    if len(logs) < 2:
+        notes.append("one seed: the intervals cover training windows only, not seed-to-seed variation")
     return {
+        "notes": notes,
         "seeds": len(logs),
         "windows": [len(log.windows) for log in logs],
         "units": measures.mapping.units,
