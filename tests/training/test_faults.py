@@ -203,7 +203,8 @@ def test_rerun_in_a_used_run_dir_is_refused(root):
 
 
 def test_skipped_steps_stop_the_run_and_overwrite_replaced_the_old_outputs(root):
-    """lr = 1e39 makes the first update infinite; every later gradient is NaN and its step skipped.
+    """lr = 3e37 makes the first Adam update ~1e37 (the largest an fp32 step size allows): every later
+    activation overflows, every gradient is NaN and its step skipped.
     With training.max_consecutive_skipped_steps = 2 the run stops after step 3, exit 1, no checkpoint
     (the first is due at step 5). The run directory held an earlier run: --overwrite deleted it."""
     run_dir, log = root / "skips", root / "skips.log"
@@ -211,7 +212,7 @@ def test_skipped_steps_stop_the_run_and_overwrite_replaced_the_old_outputs(root)
     stale.parent.mkdir(parents=True)
     stale.write_text("an earlier run")
     overrides = {
-        "training.lr": "1.0e+39",  # YAML reads a float only with a dot
+        "training.lr": "3.0e+37",  # YAML reads a float only with a dot
         "training.steps": 20,
         "training.checkpoint_interval": 5,
         "training.eval_interval": NEVER,
