@@ -69,6 +69,11 @@ def check_range(field: str, value: float, low: float | None = None, high: float 
         raise FieldError(field, value, f"must be {kind} in {bounds}")
 
 
+def divisors(n: int) -> list[int]:
+    """The positive divisors of ``n``: the values a parallel size dividing ``n`` may take."""
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
 def check_positive(field: str, value: float) -> None:
     if value <= 0:
         kind = "integer" if isinstance(value, int) else "number"

@@ -163,7 +163,7 @@ class GradVacEngine:
             self.grouping.group_names, () if discover else config.tasks, discover=discover
         )
         self.segments = [self._segments(layout, dp_size) for layout in self.adapter.layouts]
-        self.device = torch.device(deepspeed.get_accelerator().current_device_name())
+        self._device = torch.device(deepspeed.get_accelerator().current_device_name())
         self._buffers: list[torch.Tensor] = []
         self._step_tasks: list[tuple[int, int]] = []
         self._running: _RunningTask | None = None
@@ -190,7 +190,7 @@ class GradVacEngine:
         grown = []
         for index, buffer_layout in enumerate(self.adapter.layouts):
             buf = torch.zeros(
-                rows, buffer_layout.numel, dtype=self.gradvac_config.buffer_torch_dtype, device=self.device
+                rows, buffer_layout.numel, dtype=self.gradvac_config.buffer_torch_dtype, device=self._device
             )
             if self._buffers:
                 kept = self._buffers[index].shape[0]
@@ -303,7 +303,7 @@ class GradVacEngine:
         weights = plan.result.weights[:, rows]
         with self.observer.phase("combine"):
             for i, (buf, segments) in enumerate(zip(self._buffers, self.segments, strict=True)):
-                out = self.adapter.output_buffer(i, self.device)
+                out = self.adapter.output_buffer(i, self._device)
                 combine_segments(buf[: len(rows)], segments, weights, out)
                 self.adapter.write(i, out)
         self.ds_engine.set_gradient_accumulation_boundary(True)
@@ -332,13 +332,13 @@ class GradVacEngine:
         which also carries the step's task-sequence signature (checked here)."""
         count, num_groups, num_tasks = len(rows), self.grouping.num_groups, self.state.num_tasks
         with self.observer.phase("gram"):
-            local = torch.zeros(num_groups, count, count, dtype=torch.float64, device=self.device)
+            local = torch.zeros(num_groups, count, count, dtype=torch.float64, device=self._device)
             for buf, segments in zip(self._buffers, self.segments, strict=True):
                 accumulate_gram(local, buf[:count], segments)
             size = num_groups * num_tasks * num_tasks
-            packed = torch.zeros(size + SIGNATURE_SLOTS, dtype=torch.float64, device=self.device)
+            packed = torch.zeros(size + SIGNATURE_SLOTS, dtype=torch.float64, device=self._device)
             gram = packed[:size].view(num_groups, num_tasks, num_tasks)
-            index = torch.tensor(rows, device=self.device)
+            index = torch.tensor(rows, device=self._device)
             gram[:, index.unsqueeze(1), index.unsqueeze(0)] = local
             digests = self._sequence_digests()
             packed[size:] = torch.tensor([*digests, *(d * d for d in digests)], dtype=torch.float64)
@@ -387,7 +387,7 @@ class GradVacEngine:
                 (weights * torch.rand(weights.shape, generator=probe, dtype=torch.float64)).sum(),
             ]
         )
-        both = torch.cat([digest, -digest]).to(self.device)
+        both = torch.cat([digest, -digest]).to(self._device)
         self.comm.all_reduce(both, op=ReduceOp.MAX, group=self.layout.gram)
         high, low = both[:2].cpu(), -both[2:].cpu()
         if not torch.allclose(high, low, rtol=1e-12, atol=0.0):

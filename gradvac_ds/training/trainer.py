@@ -167,11 +167,12 @@ def train_mode(config: RunConfig, mode: str, bundle: DataBundle, resume: bool) -
         start = schedule.step
     similarity_log = None
     if _is_main():
-        metadata = {"mode": mode, "beta": engine.config.beta, "granularity": engine.config.granularity}
+        gv_config = engine.gradvac_config
+        metadata = {"mode": mode, "beta": gv_config.beta, "granularity": gv_config.granularity}
         similarity_log = SimilarityLog(
             mode_dir, engine.state.task_names, engine.grouping.group_names, metadata=metadata
         )
-        engine.add_step_callback(lambda o: o.result is not None and similarity_log.record(o.step, o.result))
+        engine.add_step_callback(lambda o: o.skipped or similarity_log.record(o.step, o.result))
     progress = _Progress(config.training.steps, start, mode, dp_world)
     history: list[dict[str, Any]] = []
     for step in range(start, config.training.steps):

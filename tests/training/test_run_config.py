@@ -37,7 +37,11 @@ def test_demo_config_loads_and_derives_the_deepspeed_config():
         (("model", "tensor_parallel"), 0, r"model.tensor_parallel = 0 must be a positive int"),
         (("training", "modes"), ["sum", "adam"], r"training.modes.*'gradvac', 'pcgrad', 'sum'"),
         (("training", "warmup_steps"), -1, r"training.warmup_steps"),
-        (("training", "dist_timeout_minutes"), 0, r"training.dist_timeout_minutes = 0(\.0)? must be a positive"),
+        (
+            ("training", "dist_timeout_minutes"),
+            0,
+            r"training.dist_timeout_minutes = 0(\.0)? must be a positive",
+        ),
         (("training", "epochs"), 3, r"unknown field\(s\) \['epochs'\] in training"),
         (("evaluation", "beam_size"), 0, r"evaluation.beam_size"),
         (
