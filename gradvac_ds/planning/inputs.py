@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gradvac_ds.config import BUFFER_DTYPES, FieldError, check_choice, check_positive
+from gradvac_ds.config import BUFFER_DTYPES, FieldError, check_choice, check_positive, divisors
 from gradvac_ds.planning.errors import PlanError
 
 ZERO_STAGES = (0, 1, 2, 3)
@@ -26,8 +26,7 @@ def check_positive_int(field: str, value: Any) -> None:
 def _check_divides(tp: int, field: str, value: int) -> None:
     """Tensor parallelism splits heads and hidden columns evenly: T must divide each."""
     if value % tp:
-        allowed = [d for d in range(1, value + 1) if value % d == 0]
-        raise FieldError("tp", tp, f"must divide {field} = {value}; allowed tp values are {allowed}")
+        raise FieldError("tp", tp, f"must divide {field} = {value}; allowed tp values are {divisors(value)}")
 
 
 def layout_of(param_groups: Iterable[Any]) -> tuple[tuple[int, ...], ...]:
