@@ -205,6 +205,7 @@ def layered_case(tasks: int, micro_batches: int) -> dict:
         {"params": [p for p in model.parameters() if p.dim() > 1], "weight_decay": 0.01},
         {"params": [p for p in model.parameters() if p.dim() <= 1], "weight_decay": 0.0},
     ]
+    layout = layout_of(groups)  # before DeepSpeed replaces the groups' tensors by its flat partitions
     engine, *_ = deepspeed.initialize(
         model=model, optimizer=torch.optim.AdamW(groups, lr=1e-3), config=config
     )
@@ -221,7 +222,7 @@ def layered_case(tasks: int, micro_batches: int) -> dict:
     run |= {
         "zero_stage": 2,
         "params": sum(p.numel() for p in model.parameters()),
-        "layout": layout_of(groups),
+        "layout": layout,
     }
     return {"run": run, **measure(gv, counter, names, micro_batches, batch)}
 
