@@ -43,6 +43,7 @@ from gradvac_ds.engine import GradVacEngine, split_config
 from gradvac_ds.planning import layout_of
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
 from gradvac_ds.training.modeling import build_model
+from gradvac_ds.zero import full_numel
 
 STEPS = 2
 REDUCTIONS = ("all_reduce", "all_reduce_coalesced", "reduce", "reduce_scatter", "reduce_scatter_tensor")
@@ -181,7 +182,7 @@ def measure(
     measured = {
         "task_buffer_bytes": peak,
         "local_grad_numel": sum(buffer.numel for buffer in gv.adapter.layouts),
-        "params_per_tp_rank": sum(p.numel() for p in params),
+        "params_per_tp_rank": sum(full_numel(p) for p in params),  # ZeRO-3 partitions p.data away
         "groups": gv.grouping.num_groups,
         "gram_bytes_per_step": max(s["engine_all_reduce_bytes"] for s in per_step),
         "gram_calls_per_step": max(len(s["engine_calls"]) for s in per_step),
