@@ -1,23 +1,24 @@
 """Capacity planner: per-rank memory, communication and compute of GradVac on DeepSpeed ZeRO.
 
-``plan(params, tasks, ...)`` returns a :class:`Plan`; the ``gradvac-plan`` command is
-``python -m gradvac_ds.planning``.
+``plan(params, tasks, ...)`` plans a model given by its sizes; ``plan_model(spec, tasks, ...)``
+reads P, Ψ, the optimizer-group layout and L off a model of :mod:`gradvac_ds.training.modeling`
+built on the meta device. Both return a :class:`Plan`. The command line is ``gradvac-plan``.
 """
 
-from gradvac_ds.planning.costs import Plan, plan, plan_inputs
+from gradvac_ds.planning.costs import Plan, plan, plan_inputs, plan_model
 from gradvac_ds.planning.errors import PlanError
-from gradvac_ds.planning.inputs import ActivationInputs, PlanInputs, layout_of, num_groups
-from gradvac_ds.planning.presets import ModelSizes, model_sizes
+from gradvac_ds.planning.inputs import ActivationInputs, PlanInputs, layout_of
+from gradvac_ds.planning.model_layout import ModelLayout, model_layout
 
 __all__ = [
     "ActivationInputs",
-    "ModelSizes",
+    "ModelLayout",
     "Plan",
     "PlanError",
     "PlanInputs",
     "layout_of",
-    "model_sizes",
-    "num_groups",
+    "model_layout",
     "plan",
     "plan_inputs",
+    "plan_model",
 ]

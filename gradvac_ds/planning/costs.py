@@ -1,8 +1,8 @@
 """Per-rank memory, communication and compute of one optimizer step: gradvac_ds vs naive GradVac.
 
 Notation: P parameters, T tensor-parallel ranks, N data-parallel ranks, K tasks, L GradVac groups,
-M micro-batches per task, Ψ = parameters on one TP rank (ceil(P/T), the exact count of a preset, or
-the total of a given layout).
+M micro-batches per task, Ψ = parameters on one TP rank (the total of the layout, which a model's
+meta-device build gives exactly, else ceil(P/T)).
 
 Model states follow the ZeRO paper (Rajbhandari et al., 2020), bytes per parameter:
 weights 2 / gradients 2 / optimizer 4 (fp32 master) + 8 (Adam m, v) in mixed precision (bf16, fp16);
@@ -16,9 +16,12 @@ The partitioned element count ``n_local`` is DeepSpeed 0.19's, padding included:
 - stage 0: nothing is partitioned, n_local = Ψ.
 
 GradVac task buffers hold the K reduced task gradients a rank owns: K · n_local · bytes(buffer dtype).
-The Gram tensor is L×K×K float64, all-reduced once over DP (payload 8·L·K² bytes) and, with T > 1,
-once over TP. Ring collectives put 2(R-1)/R × payload (all-reduce) or (R-1)/R × payload
-(reduce-scatter, all-gather) on each rank's wire for a group of R ranks.
+The engine sums the Gram with ONE all-reduce over all N·T data- and tensor-parallel ranks of a
+float64 tensor of L·K² + S elements (S = ``gradvac_ds.engine.SIGNATURE_SLOTS``: the step's
+task-sequence signature rides along), payload 8·(L·K² + S) bytes. (The cross-rank agreement check,
+every ``consistency_check_interval`` steps, adds one all-reduce of four float64s; not counted.)
+Ring collectives put 2(R-1)/R × payload (all-reduce) or (R-1)/R × payload (reduce-scatter,
+all-gather) on each rank's wire for a group of R ranks.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from typing import Any
 
+from gradvac_ds.engine import SIGNATURE_SLOTS
 from gradvac_ds.planning.errors import PlanError
 from gradvac_ds.planning.inputs import PlanInputs
+from gradvac_ds.planning.model_layout import ModelSpec, model_layout
 from gradvac_ds.planning.quantities import parse_count
 
 GRAM_ELEMENT_BYTES = 8
@@ -60,7 +65,8 @@ class Communication:
     plain_grad_reductions_per_step: the same without GradVac (DeepSpeed stage 0/1 and DDP reduce
     once at the accumulation boundary, stage 2/3 after every micro-batch);
     *_payload_bytes: size of the tensors handed to the collectives; *_wire_bytes: ring traffic;
-    extra_*: what GradVac adds to the plain run (Gram all-reduces and extra gradient reductions).
+    gram_allreduce_ranks: R = N·T ranks of the one Gram all-reduce (0: there is none);
+    extra_*: what GradVac adds to the plain run (the Gram all-reduce and extra gradient reductions).
     """
 
     grad_reductions_per_step: int
@@ -68,10 +74,9 @@ class Communication:
     grad_reduction_payload_bytes: int
     grad_reduction_wire_bytes: int
     param_allgather_wire_bytes: int
-    gram_dp_allreduce_payload_bytes: int
-    gram_dp_allreduce_wire_bytes: int
-    gram_tp_allreduce_payload_bytes: int
-    gram_tp_allreduce_wire_bytes: int
+    gram_allreduce_ranks: int
+    gram_allreduce_payload_bytes: int
+    gram_allreduce_wire_bytes: int
     extra_payload_bytes: int
     extra_wire_bytes: int
 
@@ -119,6 +124,11 @@ def local_grad_numel(inputs: PlanInputs) -> int:
     return sum(-(-sum(group) // unit) * ZERO12_ALIGNMENT_FACTOR for group in groups)
 
 
+def gram_allreduce_bytes(groups: int, tasks: int) -> int:
+    """Payload of the engine's one Gram all-reduce: float64 [L·K·K + SIGNATURE_SLOTS]."""
+    return (groups * tasks * tasks + SIGNATURE_SLOTS) * GRAM_ELEMENT_BYTES
+
+
 def activation_bytes(inputs: PlanInputs) -> int | None:
     """Activations of one micro-batch (micro-batches of a step run one after another).
 
@@ -162,9 +172,8 @@ def _gradvac_ds(inputs: PlanInputs, n_local: int, activations: int | None) -> Ap
     per_reduction_wire = _ring(n, grad_payload, all_reduce=stage == 0)
     weight_bytes = inputs.params_per_tp_rank * _DTYPE_BYTES[inputs.precision]
     gathers = {0: 0, 1: 1, 2: 1, 3: 2 * micro_batches}[stage]
-    gram = inputs.groups * k * k * GRAM_ELEMENT_BYTES
-    gram_tp = gram if t > 1 else 0
-    gram_wire = _ring(n, gram, all_reduce=True) + _ring(t, gram_tp, all_reduce=True)
+    gram = gram_allreduce_bytes(inputs.groups, k)
+    gram_wire = _ring(n * t, gram, all_reduce=True)
     extra = reductions - plain
     comm = Communication(
         grad_reductions_per_step=reductions,
@@ -172,11 +181,10 @@ def _gradvac_ds(inputs: PlanInputs, n_local: int, activations: int | None) -> Ap
         grad_reduction_payload_bytes=reductions * grad_payload,
         grad_reduction_wire_bytes=reductions * per_reduction_wire,
         param_allgather_wire_bytes=gathers * _ring(n, weight_bytes, all_reduce=False),
-        gram_dp_allreduce_payload_bytes=gram,
-        gram_dp_allreduce_wire_bytes=_ring(n, gram, all_reduce=True),
-        gram_tp_allreduce_payload_bytes=gram_tp,
-        gram_tp_allreduce_wire_bytes=_ring(t, gram_tp, all_reduce=True),
-        extra_payload_bytes=gram + gram_tp + extra * grad_payload,
+        gram_allreduce_ranks=n * t,
+        gram_allreduce_payload_bytes=gram,
+        gram_allreduce_wire_bytes=gram_wire,
+        extra_payload_bytes=gram + extra * grad_payload,
         extra_wire_bytes=gram_wire + extra * per_reduction_wire,
     )
     compute = Compute(gram_flops=2 * k * k * n_local, combine_flops=2 * k * n_local)
@@ -198,10 +206,9 @@ def _naive_ddp(inputs: PlanInputs, activations: int | None) -> Approach:
         grad_reduction_payload_bytes=k * grad_payload,
         grad_reduction_wire_bytes=k * per_reduction_wire,
         param_allgather_wire_bytes=0,
-        gram_dp_allreduce_payload_bytes=0,
-        gram_dp_allreduce_wire_bytes=0,
-        gram_tp_allreduce_payload_bytes=0,
-        gram_tp_allreduce_wire_bytes=0,
+        gram_allreduce_ranks=0,
+        gram_allreduce_payload_bytes=0,
+        gram_allreduce_wire_bytes=0,
         extra_payload_bytes=(k - 1) * grad_payload,
         extra_wire_bytes=(k - 1) * per_reduction_wire,
     )
@@ -222,15 +229,50 @@ def plan_inputs(inputs: PlanInputs) -> Plan:
     )
 
 
+_FROM_MODEL = ("params", "tasks", "tp", "groups", "activations", "layout")
+"""PlanInputs fields :func:`plan_model` takes from the model (or its own arguments)."""
+
+
+def _check_options(options: dict[str, Any], taken: tuple[str, ...]) -> None:
+    allowed = [f.name for f in fields(PlanInputs) if f.name not in taken]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise PlanError(f"unknown plan option(s) {unknown}; allowed options are {allowed}")
+
+
 def plan(params: int | str, tasks: int, **options: Any) -> Plan:
     """The plan for P = ``params`` (an int or a count like ``"1.3B"``) and K = ``tasks``.
 
     ``options`` are the other fields of :class:`PlanInputs` (dp, tp, zero_stage, precision,
-    buffer_dtype, optimizer, groups, micro_batches_per_task, activations, tp_rank_params, layout,
-    ffn_hidden_size).
+    buffer_dtype, optimizer, groups, micro_batches_per_task, activations, layout). For a model of
+    :mod:`gradvac_ds.training.modeling`, :func:`plan_model` takes P, Ψ, L and the layout from it.
     """
-    allowed = [f.name for f in fields(PlanInputs) if f.name not in ("params", "tasks")]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise PlanError(f"unknown plan option(s) {unknown}; allowed options are {allowed}")
+    _check_options(options, ("params", "tasks"))
     return plan_inputs(PlanInputs(params=parse_count(params, "params"), tasks=tasks, **options))
+
+
+def plan_model(
+    spec: ModelSpec,
+    tasks: int,
+    *,
+    vocab_size: int,
+    kind: str = "encdec",
+    tp: int = 1,
+    granularity: str = "layer",
+    micro_batch_tokens: int | None = None,
+    seq_length: int | None = None,
+    **options: Any,
+) -> Plan:
+    """The plan for K = ``tasks`` on the model ``spec`` (preset, YAML path or config mapping).
+
+    P, Ψ, the optimizer-group layout and L at ``granularity`` come from the model built on the
+    meta device at T = ``tp`` (:func:`~gradvac_ds.planning.model_layout.model_layout`); with
+    ``micro_batch_tokens`` the activations are estimated too (``seq_length`` defaults to the
+    model's maximum). ``options`` are the run's other :class:`PlanInputs` fields.
+    """
+    _check_options(options, _FROM_MODEL)
+    layout = model_layout(spec, vocab_size, kind, tp)
+    inputs = layout.plan_inputs(
+        tasks, granularity, micro_batch_tokens=micro_batch_tokens, seq_length=seq_length, **options
+    )
+    return plan_inputs(inputs)

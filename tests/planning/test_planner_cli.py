@@ -1,4 +1,5 @@
-"""``gradvac-plan``: table and JSON agree, presets are read, bad flags exit with the field named."""
+"""``gradvac-plan``: table and JSON agree, presets are read off the model, bad flags exit with the
+field named."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import pytest
 
-from gradvac_ds.planning import PlanError, model_sizes
+from gradvac_ds.planning import PlanError, model_layout
 from gradvac_ds.planning.__main__ import main
 from gradvac_ds.planning.table import APPROACHES, SECTIONS
 from gradvac_ds.training.modeling.config import PRESET_DIR
@@ -48,8 +49,11 @@ def _value(text: str) -> float | None:
             "2048",
             "--heads",
             "16",
+            "--groups",
+            "26",
         ),
         ("--params", "1e6", "--tasks", "4", "--dp", "2", "--tp", "2", "--zero-stage", "3", "--groups", "3"),
+        ("--model", "tiny", "--vocab", "8000", "--tasks", "4", "--dp", "2", "--tp", "2"),
     ],
 )
 def test_json_parses_and_matches_the_table(capsys, argv):
@@ -69,25 +73,27 @@ def test_json_parses_and_matches_the_table(capsys, argv):
     assert checked == 2 * sum(len(rows) for _, _, rows in SECTIONS)
 
 
-def test_preset_sizes_come_from_the_modeling_count():
-    """tiny.yaml states 761 920 parameters (encdec, vocabulary 8000); T = 2 shards all but norms."""
-    sizes = model_sizes("tiny", 8000, "encdec", 2)
-    assert (sizes.params, sizes.params_per_tp_rank, sizes.num_layers) == (761_920, 386_144, 4)
-    assert model_sizes("tiny", 8000, "decoder", 1).params == 720_256
-
-
 def test_preset_drives_the_plan(capsys):
+    """tiny (vocabulary 8000): P = 761 920, Ψ at T = 2 = 386 144, L = 4 layers + 5 other groups."""
     figures = json.loads(
         _run(capsys, "--model", "tiny", "--vocab", "8000", "--tasks", "4", "--tp", "2", "--json")
     )
     assert figures["inputs"]["params"] == 761_920
     assert figures["params_per_tp_rank"] == 386_144
+    assert figures["inputs"]["layout"] == [list(model_layout("tiny", 8000, "encdec", 2).optimizer_groups[0])]
     assert figures["inputs"]["groups"] == 4 + 5  # layers + embeddings, final norms, output bias
     assert figures["inputs"]["activations"]["seq_length"] == 128
-    decoder = json.loads(_run(capsys, "--model", "tiny", "--kind", "decoder", "--tasks", "2", "--json"))
+    assert figures["gradvac_ds"]["communication"]["gram_allreduce_ranks"] == 2
+    decoder = json.loads(
+        _run(capsys, "--model", "tiny", "--vocab", "8000", "--kind", "decoder", "--tasks", "2", "--json")
+    )
+    assert decoder["inputs"]["params"] == 720_256
     assert decoder["inputs"]["groups"] == 4 + 3
-    overridden = json.loads(_run(capsys, "--model", "tiny", "--tasks", "4", "--params", "1B", "--json"))
-    assert overridden["inputs"]["params"] == 10**9
+    matrix = json.loads(
+        _run(capsys, "--model", "tiny", "--vocab", "8000", "--kind", "decoder", "--tasks", "2",
+             "--granularity", "matrix", "--json")
+    )  # fmt: skip
+    assert matrix["inputs"]["groups"] == len(decoder["inputs"]["layout"][0])
 
 
 def test_preset_by_path(capsys):
@@ -98,11 +104,11 @@ def test_preset_by_path(capsys):
 
 def test_unknown_preset_and_kind():
     with pytest.raises(PlanError, match=r"model = 'huge': .*known presets.*'tiny'"):
-        model_sizes("huge", 8000, "encdec", 1)
+        model_layout("huge", 8000, "encdec", 1)
     with pytest.raises(
         PlanError, match=r"kind = 'mlm' is not allowed; choose one of \['encdec', 'decoder'\]"
     ):
-        model_sizes("tiny", 8000, "mlm", 1)
+        model_layout("tiny", 8000, "mlm", 1)
 
 
 @pytest.mark.parametrize(
@@ -113,9 +119,11 @@ def test_unknown_preset_and_kind():
             ("--params", "1M", "--tasks", "2", "--precision", "fp64", "--groups", "1"),
             "['fp32', 'bf16', 'fp16']",
         ),
-        (("--params", "1M", "--tasks", "2"), "needs num_layers"),
+        (("--params", "1M", "--tasks", "2"), "granularity = 'layer': L depends on the model"),
+        (("--params", "1M", "--tasks", "2", "--granularity", "block"), "granularity = 'block' is not"),
         (("--tasks", "2", "--groups", "1"), "params: give --params"),
         (("--params", "lots", "--tasks", "2", "--groups", "1"), "--params = 'lots'"),
+        (("--model", "tiny", "--tasks", "2", "--groups", "3"), "--groups: --model tiny gives them"),
     ],
 )
 def test_cli_errors_name_the_field(capsys, argv, message):
@@ -127,7 +135,7 @@ def test_cli_errors_name_the_field(capsys, argv, message):
 
 def test_cli_tp_must_divide_preset_heads(capsys):
     with pytest.raises(SystemExit):
-        main(["--model", "tiny", "--tasks", "2", "--tp", "3"])
+        main(["--model", "tiny", "--vocab", "8000", "--tasks", "2", "--tp", "3"])
     assert (
         "tensor-parallel size 3 must divide model config field 'num_attention_heads'"
         in capsys.readouterr().err

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradvac_ds.planning import ActivationInputs, PlanError, layout_of, num_groups, plan
+from gradvac_ds.engine import SIGNATURE_SLOTS
+from gradvac_ds.planning import ActivationInputs, PlanError, layout_of, plan
 
 
 def test_hand_computed_zero2_fp32():
@@ -43,10 +44,12 @@ def test_sgd_and_fp32_optimizer_bytes():
     )
 
 
-def test_exact_tp_rank_params_replace_p_over_t():
-    p = plan(1000, 2, tp=2, zero_stage=0, tp_rank_params=510, precision="fp32")
+def test_layout_replaces_p_over_t():
+    """A TP rank's layout (replicated tensors counted in full) gives Ψ exactly, not ceil(P/T)."""
+    p = plan(1000, 2, tp=2, zero_stage=0, layout=((500, 10),), precision="fp32")
     assert p.params_per_tp_rank == 510
     assert p.gradvac_ds.memory.task_buffers == 2 * 510 * 4
+    assert plan(1001, 2, tp=2).params_per_tp_rank == 501
 
 
 def test_stage0_buffers_hold_full_tp_shard_gradients():
@@ -83,16 +86,22 @@ def test_naive_task_memory_is_n_times_ours(dp):
     assert p.naive_ddp.memory.task_buffers == dp * p.gradvac_ds.memory.task_buffers
 
 
-def test_gram_allreduce_bytes():
-    p = plan(10**6, 5, dp=4, tp=2, groups=7)
-    comm = p.gradvac_ds.communication
-    assert comm.gram_dp_allreduce_payload_bytes == 7 * 25 * 8
-    assert comm.gram_dp_allreduce_wire_bytes == 2 * 3 * 7 * 25 * 8 // 4
-    assert comm.gram_tp_allreduce_payload_bytes == 7 * 25 * 8
-    assert comm.gram_tp_allreduce_wire_bytes == 7 * 25 * 8
+def test_one_gram_allreduce_over_dp_times_tp():
+    """The engine's one all-reduce: float64 [L·K² + 4 signature slots] over N·T = 8 ranks."""
+    assert SIGNATURE_SLOTS == 4
+    comm = plan(10**6, 5, dp=4, tp=2, groups=7).gradvac_ds.communication
+    payload = (7 * 25 + 4) * 8
+    assert (comm.gram_allreduce_ranks, comm.gram_allreduce_payload_bytes) == (8, payload)
+    assert comm.gram_allreduce_wire_bytes == round(2 * 7 * payload / 8)
+    # not a DP all-reduce plus a TP one: the wire is that of one ring over all eight ranks
+    assert comm.gram_allreduce_wire_bytes < round(2 * 3 * payload / 4) + round(2 * 1 * payload / 2)
     single = plan(10**6, 5, dp=1, tp=1, groups=7).gradvac_ds.communication
-    assert single.gram_dp_allreduce_wire_bytes == 0
-    assert single.gram_tp_allreduce_payload_bytes == 0
+    assert (single.gram_allreduce_ranks, single.gram_allreduce_wire_bytes) == (1, 0)
+    assert single.gram_allreduce_payload_bytes == payload
+    tp_only = plan(10**6, 5, dp=1, tp=4, groups=7).gradvac_ds.communication
+    assert (tp_only.gram_allreduce_ranks, tp_only.gram_allreduce_wire_bytes) == (4, round(1.5 * payload))
+    naive = plan(10**6, 5, dp=4, tp=2, groups=7).naive_ddp.communication
+    assert (naive.gram_allreduce_ranks, naive.gram_allreduce_payload_bytes) == (0, 0)
 
 
 def test_gradient_reductions_per_stage():
@@ -101,10 +110,10 @@ def test_gradient_reductions_per_stage():
         comm = plan(8000, 4, dp=2, zero_stage=stage, micro_batches_per_task=3).gradvac_ds.communication
         assert (comm.grad_reductions_per_step, comm.plain_grad_reductions_per_step) == (reductions, plain)
     stage1 = plan(8000, 4, dp=2, zero_stage=1, groups=1).gradvac_ds.communication
-    assert stage1.extra_payload_bytes == 3 * 8000 * 2 + 4 * 4 * 8
+    assert stage1.extra_payload_bytes == 3 * 8000 * 2 + (4 * 4 + 4) * 8
     assert stage1.grad_reduction_wire_bytes == 4 * 8000  # reduce-scatter: (N-1)/N of 16 000 bytes
     stage2 = plan(8000, 4, dp=2, zero_stage=2, groups=1).gradvac_ds.communication
-    assert stage2.extra_payload_bytes == 4 * 4 * 8
+    assert stage2.extra_payload_bytes == (4 * 4 + 4) * 8
 
 
 def test_naive_communication_and_compute():
@@ -142,17 +151,3 @@ def test_layout_of_skips_frozen_and_reads_ds_numel():
     assert layout_of([{"params": [a, frozen]}, [b], [frozen]]) == ((6,), (40,))
     with pytest.raises(PlanError, match="no trainable"):
         layout_of([[frozen]])
-
-
-def test_num_groups():
-    assert num_groups("model") == 1
-    assert (num_groups("enc_dec", "encdec"), num_groups("enc_dec", "decoder")) == (5, 3)
-    assert (num_groups("layer", "encdec", 12), num_groups("layer", "decoder", 12)) == (17, 15)
-    with pytest.raises(PlanError, match="matrix"):
-        num_groups("matrix", "encdec", 12)
-    with pytest.raises(PlanError, match="needs num_layers"):
-        num_groups("layer", "encdec")
-    with pytest.raises(PlanError, match=r"granularity = 'block'.*\['model', 'enc_dec', 'layer', 'matrix'\]"):
-        num_groups("block", "encdec", 12)
-    with pytest.raises(PlanError, match=r"kind = 'seq2seq'.*\['encdec', 'decoder'\]"):
-        num_groups("layer", "seq2seq", 12)

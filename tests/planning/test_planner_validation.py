@@ -1,15 +1,19 @@
-"""The planner's figures against measurements on the real DeepSpeed ZeRO-2 engine (fp32, CPU, gloo).
+"""The planner's figures against measurements on the real DeepSpeed engine (fp32, CPU, gloo).
 
-One torchrun launch per data-parallel size N in {1, 2, 4} (the three side by side) runs
-tests/workers/planner_cases.py:
-K in {2, 4, 8, 16} tasks with one micro-batch per task, plus K = 4 with two, on a small layered
-model with two optimizer parameter groups (odd sizes, so DeepSpeed's padding shows). Each case
-records, on every rank, the peak bytes of the GradVac task buffers, the bytes of the engine's own
-collectives per step (one Gram all-reduce) and of ZeRO-2's gradient reductions per step, next to
-``gradvac_ds.planning.plan(...)`` for the same run, given the model's exact optimizer-group layout
-(``layout_of``) and GradVac group count. Measured and planned figures must agree within 10 %
-(observed: buffers and Gram exact; gradient reductions 8 bytes over the planned payload: DeepSpeed's
-scalar all-reduce of the gradient norm, once per optimizer parameter group).
+One torchrun launch per world size in {1, 2, 4} (the three side by side) runs
+tests/workers/planner_cases.py, which measures, without patching any module:
+
+- ``layered_K*_M*``: a small torch module with two optimizer parameter groups (odd sizes, so
+  DeepSpeed's padding shows) at ZeRO-2, T = 1, K in {2, 4, 8, 16} with one micro-batch per task and
+  K = 4 with two; the planner is given the layout (``layout_of``) and L, as a user of ``plan`` would;
+- ``tp{T}_{kind}_s{stage}``: a megatron-core translation model at T = 1 (N = 1, 2) and T = 2
+  (N = 1, 2) and ZeRO stages 0 to 3; the planner (``plan_model``) builds the model itself on the
+  meta device from the same config and reads L, Ψ and the layout off it.
+
+Exact: the rank's partition and task buffers, L and Ψ, and the engine's one Gram all-reduce (its
+bytes, and that it runs over all N·T ranks). Within 10 %: DeepSpeed's gradient reductions, counted
+by DeepSpeed's comms logger minus the engine's own all-reduce (observed a few bytes over the
+planned payload: DeepSpeed's scalar all-reduces of the gradient norm and overflow flag).
 """
 
 from __future__ import annotations
@@ -23,11 +27,18 @@ from pathlib import Path
 import pytest
 from distributed import WORKERS, free_port
 
-WORLDS = (1, 2, 4)
-CASES = ("K2_M1", "K4_M1", "K8_M1", "K16_M1", "K4_M2")
+from gradvac_ds.planning import Plan, model_layout, plan, plan_model
+
+LAYERED = ("layered_K2_M1", "layered_K4_M1", "layered_K8_M1", "layered_K16_M1", "layered_K4_M2")
+MEGATRON = {
+    1: ("tp1_encdec_s2",),
+    2: ("tp1_encdec_s2", "tp2_encdec_s2", "tp2_decoder_s1", "tp2_encdec_s3", "tp2_decoder_s0"),
+    4: ("tp2_encdec_s2", "tp2_decoder_s1", "tp2_encdec_s3", "tp2_decoder_s0"),
+}
+WORLDS = tuple(MEGATRON)
+CASES = [(world, case) for world in WORLDS for case in (*LAYERED, *MEGATRON[world])]
 TOLERANCE = 0.10
-FIGURES = ("task_buffer_bytes", "gram_bytes_per_step", "grad_reduction_bytes_per_step")
-TIMEOUT_S = 600
+TIMEOUT_S = 900
 
 
 def _launch(world: int, out: Path, log: Path) -> subprocess.Popen:
@@ -71,44 +82,73 @@ def all_results(tmp_path_factory) -> dict[int, dict[str, dict]]:
     return results
 
 
-@pytest.fixture
-def results(all_results):
-    return lambda world: all_results[world]
-
-
-def _case(results, world: int, case: str) -> dict:
-    result = results(world)[case]
+def _case(all_results, world: int, case: str) -> dict:
+    result = all_results[world][case]
     assert "error" not in result, result["error"]
     return result
 
 
-@pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("world", WORLDS)
-@pytest.mark.parametrize("figure", FIGURES)
-def test_measured_within_ten_percent_of_plan(results, world, case, figure):
-    result = _case(results, world, case)
-    measured, planned = result["measured"][figure], result["planned"][figure]
+def _plan(result: dict) -> Plan:
+    """The planner's answer from the run's description alone (plus L and the layout for the
+    torch module, which the planner cannot build)."""
+    run = result["run"]
+    common = {
+        "dp": run["dp"],
+        "zero_stage": run["zero_stage"],
+        "precision": "fp32",
+        "buffer_dtype": "fp32",
+        "optimizer": "adamw",
+        "micro_batches_per_task": run["micro_batches_per_task"],
+    }
+    if "model" in run:
+        return plan_model(
+            run["model"], run["tasks"], vocab_size=run["vocab"], kind=run["kind"], tp=run["tp"], **common
+        )
+    layout = tuple(tuple(group) for group in run["layout"])
+    return plan(run["params"], run["tasks"], groups=result["measured"]["groups"], layout=layout, **common)
+
+
+@pytest.mark.parametrize(("world", "case"), CASES)
+def test_partition_buffers_and_gram_are_exact(all_results, world, case):
+    result = _case(all_results, world, case)
+    measured, planned = result["measured"], _plan(result)
+    comm = planned.gradvac_ds.communication
+    assert measured["local_grad_numel"] == planned.local_grad_numel
+    assert measured["task_buffer_bytes"] == planned.gradvac_ds.memory.task_buffers
+    assert measured["params_per_tp_rank"] == planned.params_per_tp_rank
+    assert measured["groups"] == planned.inputs.groups
+    # one all-reduce per step, of L·K² + SIGNATURE_SLOTS float64s, over all N·T ranks
+    assert measured["gram_calls_per_step"] == 1
+    assert measured["gram_bytes_per_step"] == comm.gram_allreduce_payload_bytes
+    assert measured["gram_ranks"] == comm.gram_allreduce_ranks == result["run"]["dp"] * result["run"]["tp"]
+    # DeepSpeed's comms logger saw the engine's all-reduce too, so subtracting it is meaningful
+    for step in result["per_step_rank0"]:
+        assert step["logged"]["all_reduce"] >= step["engine_all_reduce_bytes"] > 0
+
+
+@pytest.mark.parametrize(("world", "case"), CASES)
+def test_gradient_reductions_within_ten_percent(all_results, world, case):
+    result = _case(all_results, world, case)
+    measured = result["measured"]["grad_reduction_bytes_per_step"]
+    planned = _plan(result).gradvac_ds.communication.grad_reduction_payload_bytes
     assert planned > 0
-    assert abs(measured - planned) <= TOLERANCE * planned, (figure, measured, planned, result["per_step"])
+    assert abs(measured - planned) <= TOLERANCE * planned, (measured, planned, result["per_step_rank0"])
 
 
-@pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("world", WORLDS)
-def test_partition_size_and_gram_are_exact(results, world, case):
-    """Stronger than the 10 %: the planner reproduces DeepSpeed's padded partition and the Gram."""
-    result = _case(results, world, case)
-    assert result["measured"]["local_grad_numel"] == result["planned"]["local_grad_numel"]
-    assert result["measured"]["task_buffer_bytes"] == result["planned"]["task_buffer_bytes"]
-    assert all(step["gram_calls"] == 1 for step in result["per_step"])
-    assert result["measured"]["gram_bytes_per_step"] == result["planned"]["gram_bytes_per_step"]
-    # ZeRO-2 adds nothing but the Gram to a plain run's communication
-    assert result["planned"]["extra_payload_bytes"] == result["planned"]["gram_bytes_per_step"]
+@pytest.mark.parametrize("world", [2, 4])
+def test_a_layout_taken_at_t1_misses_a_t2_run(all_results, world):
+    """Negative control: the T = 2 run's Ψ and partition are not those of the T = 1 model, so the
+    exact checks above would catch a planner that ignored T in the meta build."""
+    result = _case(all_results, world, "tp2_encdec_s2")
+    run = result["run"]
+    wrong = model_layout(run["model"], run["vocab"], run["kind"], 1)
+    assert result["measured"]["params_per_tp_rank"] < wrong.params_per_tp_rank
 
 
 @pytest.mark.parametrize("world", WORLDS)
-def test_buffers_shrink_with_data_parallel_size(results, world):
+def test_buffers_shrink_with_data_parallel_size(all_results, world):
     """K·n_local: per-rank buffers scale as 1/N (up to padding) and linearly in K."""
-    base = _case(results, 1, "K4_M1")["measured"]["task_buffer_bytes"]
-    here = {case: _case(results, world, case)["measured"]["task_buffer_bytes"] for case in CASES}
-    assert here["K4_M1"] == pytest.approx(base / world, rel=0.01)
-    assert here["K16_M1"] == 4 * here["K4_M1"] == 8 * here["K2_M1"]
+    base = _case(all_results, 1, "layered_K4_M1")["measured"]["task_buffer_bytes"]
+    here = {case: _case(all_results, world, case)["measured"]["task_buffer_bytes"] for case in LAYERED}
+    assert here["layered_K4_M1"] == pytest.approx(base / world, rel=0.01)
+    assert here["layered_K16_M1"] == 4 * here["layered_K4_M1"] == 8 * here["layered_K2_M1"]
