@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from data_helpers import prepare_run
 from distributed import run_torchrun
 
 from gradvac_ds.training.__main__ import single_process_environment
@@ -149,6 +150,7 @@ def test_single_process_run_reports_everything_on_one_axis(tmp_path: Path) -> No
     launcher = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
     env = {k: v for k, v in os.environ.items() if k not in launcher}
     env.update(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    prepare_run(cmd[2:], REPO)  # training reads only prepared data
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]

@@ -20,7 +20,7 @@ def test_seeds_default_to_none_and_load_as_a_tuple():
 
 @pytest.mark.parametrize("seeds", [[1, 1], [-1], [1.5], [True], 3, "1,2"])
 def test_bad_seeds_are_rejected_by_name(seeds):
-    with pytest.raises(ConfigError, match=r"training.seeds = .* must be a list of distinct integers >= 0"):
+    with pytest.raises(ConfigError, match=r"training.seeds(\[\d\])? = .* must be (a list|an integer)"):
         RunConfig.from_yaml(DEMO, {"training.seeds": seeds})
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_helpers import prepare_run
 from distributed import free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -43,6 +44,7 @@ def run_dir(tmp_path_factory) -> Path:
         "--master_port", str(free_port()), "launch/train.py", "--config", "configs/demo.yaml", *overrides,
     ]  # fmt: skip
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    prepare_run(["--config", "configs/demo.yaml", *overrides], REPO)  # training reads only prepared data
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     if done.returncode != 0:
         pytest.fail(f"training exited {done.returncode}:\n{(done.stdout + done.stderr)[-5000:]}")
