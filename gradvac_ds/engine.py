@@ -49,7 +49,7 @@ from gradvac_ds.algorithm import SolveResult
 from gradvac_ds.comm import Comm, StepObserver
 from gradvac_ds.config import DISCOVER, GradVacConfig, split_config
 from gradvac_ds.errors import RankDivergenceError, TaskProtocolError
-from gradvac_ds.gram import Segment, accumulate_gram, combine_segments, merge_segments
+from gradvac_ds.gram import SIGNATURE_SLOTS, Segment, accumulate_gram, combine_segments, merge_segments
 from gradvac_ds.grouping import ParameterGrouping, group_parameters
 from gradvac_ds.layout import ParallelLayout, check_megatron_tensor_parallel
 from gradvac_ds.state import GradVacState, StepPlan
@@ -62,9 +62,6 @@ CHECKPOINT_KEY = "gradvac"
 NON_FINITE = "non-finite task gradient"
 DEEPSPEED_SKIPPED = "DeepSpeed skipped the step (gradient overflow)"
 StepCallback = Callable[["StepOutcome"], None]
-
-SIGNATURE_SLOTS = 4
-"""Floats appended to the Gram all-reduce: two digests of the step's task sequence and their squares."""
 
 
 @dataclass(frozen=True)

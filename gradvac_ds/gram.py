@@ -36,6 +36,10 @@ from dataclasses import dataclass
 
 import torch
 
+SIGNATURE_SLOTS = 4
+"""float64 slots the engine appends to its one Gram all-reduce (``[L * K * K + SIGNATURE_SLOTS]``):
+two digests of the step's task sequence and their squares."""
+
 CHUNK_ELEMENTS = 1 << 22
 """Elements of the largest temporary block (K rows x columns) upcast at once: 32 MiB in float64."""
 GRAM_BLOCK = 4096

@@ -27,6 +27,7 @@ import torch
 
 _LAYER_PATTERN = re.compile(r"^(.*?(?:^|\.)(?:layers|layer|h|blocks|block)\.\d+)\.")
 _STACKS = ("encoder", "decoder")
+_STACK_LAYER = re.compile(r"(?:^|\.)(encoder|decoder)\.layers\.(\d+)(?:\.|$)")
 
 
 class Granularity(str, Enum):
@@ -48,6 +49,13 @@ def _stack_of(name: str) -> str | None:
         if part in _STACKS:
             return part
     return None
+
+
+def stack_layer(name: str) -> tuple[str, int] | None:
+    """("encoder", 3) for a parameter or group name containing ``encoder.layers.3`` (after any
+    prefix such as megatron-core's ``model.``); None outside the encoder and decoder layer stacks."""
+    match = _STACK_LAYER.search(name)
+    return (match.group(1), int(match.group(2))) if match else None
 
 
 def group_name_of(name: str, granularity: Granularity | str) -> str:

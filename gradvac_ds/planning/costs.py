@@ -17,7 +17,7 @@ The partitioned element count ``n_local`` is DeepSpeed 0.19's, padding included:
 
 GradVac task buffers hold the K reduced task gradients a rank owns: K · n_local · bytes(buffer dtype).
 The engine sums the Gram with ONE all-reduce over all N·T data- and tensor-parallel ranks of a
-float64 tensor of L·K² + S elements (S = ``gradvac_ds.engine.SIGNATURE_SLOTS``: the step's
+float64 tensor of L·K² + S elements (S = ``gradvac_ds.gram.SIGNATURE_SLOTS``: the step's
 task-sequence signature rides along), payload 8·(L·K² + S) bytes. (The cross-rank agreement check,
 every ``consistency_check_interval`` steps, adds one all-reduce of four float64s; not counted.)
 Ring collectives put 2(R-1)/R × payload (all-reduce) or (R-1)/R × payload (reduce-scatter,
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from typing import Any
 
-from gradvac_ds.engine import SIGNATURE_SLOTS
+from gradvac_ds.gram import SIGNATURE_SLOTS
 from gradvac_ds.planning.errors import PlanError
 from gradvac_ds.planning.inputs import PlanInputs
 from gradvac_ds.planning.model_layout import ModelSpec, model_layout

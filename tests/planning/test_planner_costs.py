@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradvac_ds.engine import SIGNATURE_SLOTS
+from gradvac_ds.gram import SIGNATURE_SLOTS
 from gradvac_ds.planning import ActivationInputs, PlanError, layout_of, plan
 
 

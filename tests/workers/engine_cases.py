@@ -25,8 +25,9 @@ from torch import nn
 from gradvac_ds.algorithm import draw_task_orders, step_generator
 from gradvac_ds.comm import Comm
 from gradvac_ds.config import split_config
-from gradvac_ds.engine import SIGNATURE_SLOTS, GradVacEngine
+from gradvac_ds.engine import GradVacEngine
 from gradvac_ds.errors import RankDivergenceError, TaskProtocolError, UnsupportedEngineError
+from gradvac_ds.gram import SIGNATURE_SLOTS
 from gradvac_ds.grouping import group_parameters
 from gradvac_ds.reference import dense_gradvac_groups
 

@@ -40,7 +40,7 @@ from megatron.core import parallel_state
 import gradvac_ds
 from gradvac_ds.algorithm import draw_task_orders, step_generator
 from gradvac_ds.comm import Comm
-from gradvac_ds.engine import SIGNATURE_SLOTS
+from gradvac_ds.gram import SIGNATURE_SLOTS
 from gradvac_ds.grouping import group_parameters
 from gradvac_ds.layout import ParallelLayout
 from gradvac_ds.reference import dense_gradvac_groups

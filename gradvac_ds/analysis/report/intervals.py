@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from gradvac_ds.analysis.log.reader import SimilarityLogData
-from gradvac_ds.analysis.report.layers import layer_of
 from gradvac_ds.analysis.report.tables import DistanceTable
 from gradvac_ds.analysis.report.units import (
     UnitMapping,
@@ -54,6 +53,7 @@ from gradvac_ds.analysis.statistics import (
     spearman,
     two_level_bootstrap,
 )
+from gradvac_ds.grouping import stack_layer
 
 EMBEDDING_OUTPUT, LAYERS, OTHER = "embedding_output", "transformer_layers", "other"
 _EMBEDDING_OUTPUT = re.compile(r"(?:^|\.)(?:embedding|embeddings|output_layer|lm_head)(?:\.|$)")
@@ -63,7 +63,7 @@ DIRECTIONS = ("into pivot", "out of pivot")
 def group_class(name: str) -> str:
     """``transformer_layers`` (inside ``encoder/decoder.layers.N``), ``embedding_output``
     (embeddings, output layer) or ``other`` (final layer norms, whole-model groups, ...)."""
-    if layer_of(name) is not None:
+    if stack_layer(name) is not None:
         return LAYERS
     return EMBEDDING_OUTPUT if _EMBEDDING_OUTPUT.search(name) else OTHER
 
@@ -76,7 +76,7 @@ def group_side(name: str) -> str | None:
 
 def layer_key(name: str) -> str:
     """``encoder.3`` for any group of encoder layer 3; the group's own name otherwise."""
-    parsed = layer_of(name)
+    parsed = stack_layer(name)
     return f"{parsed[0]}.{parsed[1]}" if parsed else name
 
 

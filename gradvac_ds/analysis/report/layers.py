@@ -8,13 +8,13 @@ final layer norms, output layer, "model", "encoder" as a whole, ...) is kept und
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-_LAYER = re.compile(r"(?:^|\.)(encoder|decoder)\.layers\.(\d+)(?:\.|$)")
+from gradvac_ds.grouping import stack_layer
+
 STACKS = ("encoder", "decoder")
 
 
@@ -26,18 +26,12 @@ class LayerProfile:
     other: dict[str, float]
 
 
-def layer_of(group_name: str) -> tuple[str, int] | None:
-    """("encoder", 3) for "encoder.layers.3" or "encoder.layers.3.mlp.linear_fc1.weight"; else None."""
-    match = _LAYER.search(group_name)
-    return (match.group(1), int(match.group(2))) if match else None
-
-
 def layer_profile(group_names: Sequence[str], values: np.ndarray) -> LayerProfile:
     """Arrange one value per group ([L]) by stack and layer; NaN values are ignored in layer means."""
     per_layer: dict[str, dict[int, list[float]]] = {stack: {} for stack in STACKS}
     other: dict[str, float] = {}
     for name, value in zip(group_names, values, strict=True):
-        parsed = layer_of(name)
+        parsed = stack_layer(name)
         if parsed is None:
             other[name] = float(value)
         else:

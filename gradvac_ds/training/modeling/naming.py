@@ -26,7 +26,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-_LAYER = re.compile(r"(?:^|\.)(encoder|decoder)\.layers\.(\d+)\.")
+from gradvac_ds.grouping import stack_layer
+from gradvac_ds.zero import is_tensor_parallel_parameter
+
 _STACK = re.compile(r"(?:^|\.)(encoder|decoder)\.")
 
 
@@ -41,9 +43,9 @@ class ParameterLocation:
 
 def parameter_location(name: str) -> ParameterLocation:
     """Locate a parameter by name (any prefix before ``encoder.``/``decoder.`` is allowed)."""
-    match = _LAYER.search(name)
-    if match:
-        return ParameterLocation(match.group(1), int(match.group(2)))
+    layer = stack_layer(name)
+    if layer is not None:
+        return ParameterLocation(*layer)
     match = _STACK.search(name)
     if match:
         return ParameterLocation(match.group(1), None)
@@ -56,4 +58,4 @@ def parameter_location(name: str) -> ParameterLocation:
 
 def is_tensor_parallel(param: nn.Parameter) -> bool:
     """True if the parameter is sharded over the tensor-parallel group (sum its Gram over TP)."""
-    return bool(getattr(param, "tensor_model_parallel", False))
+    return is_tensor_parallel_parameter(param)

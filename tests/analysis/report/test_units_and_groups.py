@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradvac_ds.analysis.report.layers import layer_of, layer_profile
+from gradvac_ds.analysis.report.layers import layer_profile
 from gradvac_ds.analysis.report.units import detect_pivot, group_mean, unit_mapping, unit_similarity
+from gradvac_ds.grouping import stack_layer
 
 
 def test_pivot_is_the_language_common_to_all_tasks():
@@ -48,12 +49,12 @@ def test_group_mean_weights_groups_equally_and_skips_empty_ones():
 
 
 def test_layer_parsing_for_all_granularities():
-    assert layer_of("decoder.layers.11.mlp.linear_fc1.weight") == ("decoder", 11)
-    assert layer_of("encoder.layers.2") == ("encoder", 2)
-    assert layer_of("model.decoder.layers.1") == ("decoder", 1)
-    assert layer_of("module.model.encoder.layers.0.mlp.linear_fc2.bias") == ("encoder", 0)
-    assert layer_of("model.encoder.final_layernorm") is None
-    assert layer_of("encoder.final_layernorm") is None and layer_of("model") is None
+    assert stack_layer("decoder.layers.11.mlp.linear_fc1.weight") == ("decoder", 11)
+    assert stack_layer("encoder.layers.2") == ("encoder", 2)
+    assert stack_layer("model.decoder.layers.1") == ("decoder", 1)
+    assert stack_layer("module.model.encoder.layers.0.mlp.linear_fc2.bias") == ("encoder", 0)
+    assert stack_layer("model.encoder.final_layernorm") is None
+    assert stack_layer("encoder.final_layernorm") is None and stack_layer("model") is None
     names = [
         "embedding",
         "encoder.layers.1.a",
