@@ -1,4 +1,5 @@
-"""GradVacConfig: the ``"gradvac"`` section of a DeepSpeed JSON config, validated.
+"""GradVacConfig (the ``"gradvac"`` section of a DeepSpeed config) and the one loader that every
+configuration section of the package goes through.
 
 Example section::
 
@@ -9,58 +10,163 @@ Example section::
         "tasks": ["de-en", "fr-en"],  # or "discover": tasks are registered as they first appear
         "seed": 0,                    # seeds the per-step task visiting orders (same on every rank)
         "buffer_dtype": "fp32",       # fp32 | bf16: dtype of the per-task gradient buffers
-        "log_interval": 10,           # steps between monitor/statistics writes; 0 disables
+        "max_target": 0.999,          # bound on |target| inside the correction (see algorithm.py)
+        "log_interval": 10,           # steps between monitor writes; 0 disables
         "consistency_check_interval": 100  # steps between cross-rank agreement checks; 0 disables
     }
 
-Validation happens in :meth:`GradVacConfig.from_dict`, before any process group exists, and every
-error names the field and its allowed values.
+:func:`load_section` builds any frozen config dataclass from a parsed JSON/YAML mapping: unknown and
+missing keys, values of the wrong type (a bool for an int, a string for a number) and non-finite
+numbers are refused with the dotted field name; nested dataclass fields recurse. The dataclass's
+own ``__post_init__`` then checks ranges and choices, raising :class:`FieldError` for one of its
+fields, which the loader reports with the dotted path and the value.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
-from dataclasses import asdict, dataclass, fields
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
-from gradvac_ds.algorithm import Mode
+from gradvac_ds.algorithm import DEFAULT_MAX_TARGET, Mode
+from gradvac_ds.errors import ConfigError
 from gradvac_ds.grouping import Granularity
 
 DISCOVER = "discover"
 BUFFER_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-
-class ConfigError(ValueError):
-    """A field of the gradvac configuration is missing, unknown or out of range."""
+T = TypeVar("T")
 
 
-def dataclass_from_section(cls: type, section: Any, name: str) -> Any:
-    """Build dataclass ``cls`` from a config mapping called ``name``; unknown keys are an error
-    that lists the allowed ones."""
-    if section is None:
-        section = {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{name} must be a mapping, got {type(section).__name__}")
-    allowed = [f.name for f in fields(cls)]
-    unknown = sorted(set(section) - set(allowed))
-    if unknown:
-        raise ConfigError(f"unknown field(s) {unknown} in {name}; allowed fields are {allowed}")
-    return cls(**section)
+class FieldError(ConfigError):
+    """Raised by a config dataclass's checks for one of its fields; :func:`load_section` prefixes
+    the section path."""
+
+    def __init__(self, field: str, value: Any, requirement: str) -> None:
+        super().__init__(f"{field} = {value!r} {requirement}")
+        self.field, self.value, self.requirement = field, value, requirement
 
 
-def _choice(field: str, value: Any, allowed: list[str]) -> str:
+def check_choice(field: str, value: Any, allowed: Sequence[Any]) -> None:
     if value not in allowed:
-        raise ConfigError(f"gradvac.{field} = {value!r} is not allowed; choose one of {allowed}")
-    return value
+        raise FieldError(field, value, f"is not allowed; choose one of {list(allowed)}")
 
 
-def _nonnegative_int(field: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"gradvac.{field} = {value!r} must be an integer >= 0")
-    return value
+def check_range(field: str, value: float, low: float | None = None, high: float | None = None) -> None:
+    """``low <= value <= high`` (either bound may be None)."""
+    if (low is not None and value < low) or (high is not None and value > high):
+        kind = "an integer" if isinstance(value, int) else "a number"
+        bounds = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
+        raise FieldError(field, value, f"must be {kind} in {bounds}")
+
+
+def divisors(n: int) -> list[int]:
+    """The positive divisors of ``n``: the values a parallel size dividing ``n`` may take."""
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def check_positive(field: str, value: float) -> None:
+    if value <= 0:
+        kind = "integer" if isinstance(value, int) else "number"
+        raise FieldError(field, value, f"must be a positive {kind}")
+
+
+def load_section(cls: type[T], values: Any, path: str = "") -> T:
+    """Build config dataclass ``cls`` from ``values`` (a mapping; None means all defaults);
+    ``path`` is the section's dotted name in error messages ("" for a whole file)."""
+    if values is None:
+        values = {}
+    where = path or "the config"
+    if not isinstance(values, Mapping):
+        raise ConfigError(
+            f"{where} must be a mapping of field: value, got {type(values).__name__} {values!r}"
+        )
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown field(s) {unknown} in {where}; allowed fields are {list(fields)}")
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{where} is missing required field(s) {missing}")
+    hints = typing.get_type_hints(cls)
+    prefix = f"{path}." if path else ""
+    kwargs = {name: _convert(hints[name], value, f"{prefix}{name}") for name, value in values.items()}
+    try:
+        return cls(**kwargs)
+    except FieldError as err:
+        raise ConfigError(f"{prefix}{err.field} = {err.value!r} {err.requirement}") from None
+
+
+def _convert(hint: Any, value: Any, path: str) -> Any:
+    """``value`` checked against type ``hint`` (and normalised: lists -> tuples, ints -> floats)."""
+    if dataclasses.is_dataclass(hint):
+        return load_section(hint, value, path)
+    origin = typing.get_origin(hint)
+    if isinstance(hint, types.UnionType) or origin is typing.Union:
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _convert(option, value, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path} = {value!r} must be {_describe(hint)}")
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(f"{path} = {value!r} must be a list")
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(f"{path} = {value!r} must be a list of {len(args)} values")
+        return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin is dict or hint is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path} = {value!r} must be a mapping")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path} = {value!r} must be true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path} = {value!r} must be an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path} = {value!r} must be a number")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path} = {value!r} must be a finite number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path} = {value!r} must be a string")
+        return value
+    raise TypeError(f"load_section cannot check fields of type {hint!r} ({path})")
+
+
+def _describe(hint: Any) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    options = typing.get_args(hint)
+    return " or ".join(names.get(o, "a list" if typing.get_origin(o) is tuple else str(o)) for o in options)
 
 
 @dataclass(frozen=True)
@@ -68,57 +174,94 @@ class GradVacConfig:
     """Validated GradVac settings (defaults: the paper's beta = 1e-2, per-layer groups)."""
 
     mode: str = Mode.GRADVAC.value
+    """gradvac | pcgrad | sum (no surgery: equals plain DeepSpeed)."""
     beta: float = 1e-2
+    """EMA rate of the target similarities, in [0, 1] (paper: 1e-2)."""
     granularity: str = Granularity.LAYER.value
+    """Parameter groups: model | enc_dec | layer | matrix."""
     tasks: tuple[str, ...] | str = DISCOVER
+    """The task names, or "discover" to register tasks as they first appear."""
     seed: int = 0
+    """Seeds the per-step task visiting orders (identical on every rank)."""
     buffer_dtype: str = "fp32"
+    """dtype of the per-task gradient buffers: fp32 | bf16 (halves their memory)."""
+    max_target: float = DEFAULT_MAX_TARGET
+    """Bound on |target| inside the correction formula, in (0, 1): caps the correction at
+    ``||g_i'|| (t / sqrt(1 - t^2) + 1)`` (23.4x at 0.999)."""
     log_interval: int = 10
+    """Steps between writes of per-pair cosines and fire rates to DeepSpeed's monitor; 0 disables."""
     consistency_check_interval: int = 100
+    """Steps between cross-rank checks of the task orders and weights; 0 disables."""
 
     def __post_init__(self) -> None:
-        _choice("mode", self.mode, [m.value for m in Mode])
-        _choice("granularity", self.granularity, [g.value for g in Granularity])
-        _choice("buffer_dtype", self.buffer_dtype, list(BUFFER_DTYPES))
-        beta = self.beta
-        if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0.0 <= float(beta) <= 1.0:
-            raise ConfigError(f"gradvac.beta = {beta!r} must be a number in [0, 1]")
-        object.__setattr__(self, "beta", float(beta))
-        _nonnegative_int("seed", self.seed)
-        _nonnegative_int("log_interval", self.log_interval)
-        _nonnegative_int("consistency_check_interval", self.consistency_check_interval)
+        check_choice("mode", self.mode, [m.value for m in Mode])
+        check_choice("granularity", self.granularity, [g.value for g in Granularity])
+        check_choice("buffer_dtype", self.buffer_dtype, list(BUFFER_DTYPES))
+        check_range("beta", self.beta, 0.0, 1.0)
+        if not 0.0 < self.max_target < 1.0:
+            raise FieldError("max_target", self.max_target, "must be in (0, 1)")
+        for name in ("seed", "log_interval", "consistency_check_interval"):
+            check_range(name, getattr(self, name), 0)
         tasks = self.tasks
         if isinstance(tasks, str):
             if tasks != DISCOVER:
-                raise ConfigError(f"gradvac.tasks = {tasks!r}: give a list of task names or {DISCOVER!r}")
-        else:
-            tasks = tuple(tasks)
-            if not tasks or not all(isinstance(t, str) and t for t in tasks):
-                raise ConfigError(f"gradvac.tasks = {list(tasks)!r} must be a non-empty list of names")
-            if len(set(tasks)) != len(tasks):
-                raise ConfigError(f"gradvac.tasks = {list(tasks)!r} holds duplicate names")
-            object.__setattr__(self, "tasks", tasks)
+                raise FieldError("tasks", tasks, f"must be a list of task names or {DISCOVER!r}")
+            return
+        if not tasks or not all(t for t in tasks):
+            raise FieldError("tasks", list(tasks), "must be a non-empty list of non-empty names")
+        if len(set(tasks)) != len(tasks):
+            raise FieldError("tasks", list(tasks), "holds duplicate names")
 
     @property
     def buffer_torch_dtype(self) -> torch.dtype:
         return BUFFER_DTYPES[self.buffer_dtype]
 
     @classmethod
-    def from_dict(cls, section: dict[str, Any]) -> GradVacConfig:
-        """Build from the ``"gradvac"`` section; unknown keys are an error."""
-        return dataclass_from_section(cls, section, "gradvac")
-
-    @classmethod
-    def from_deepspeed_config(cls, ds_config: dict[str, Any] | str | Path) -> GradVacConfig:
-        """Read the ``"gradvac"`` section of a DeepSpeed config (a dict or a JSON file path)."""
-        if not isinstance(ds_config, dict):
-            ds_config = json.loads(Path(ds_config).read_text())
-        if "gradvac" not in ds_config:
-            raise ConfigError('the DeepSpeed config has no "gradvac" section')
-        return cls.from_dict(ds_config["gradvac"])
+    def from_dict(cls, section: Any) -> GradVacConfig:
+        """Build from the ``"gradvac"`` section; see :func:`load_section`."""
+        if section is None:
+            raise ConfigError('the "gradvac" section is null; give a mapping (may be empty: {} for defaults)')
+        return load_section(cls, section, "gradvac")
 
     def to_dict(self) -> dict[str, Any]:
         section = asdict(self)
         if isinstance(self.tasks, tuple):
             section["tasks"] = list(self.tasks)
         return section
+
+
+def split_config(config: dict[str, Any] | str | Path) -> tuple[dict[str, Any], GradVacConfig]:
+    """The DeepSpeed config without its ``"gradvac"`` section, and that section validated, together
+    with the DeepSpeed fields GradVac relies on; all before any process group starts."""
+    if not isinstance(config, dict):
+        path = Path(config)
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"DeepSpeed config {path}: {err}") from None
+        if not isinstance(config, dict):
+            raise ConfigError(f"DeepSpeed config {path} must hold a JSON object")
+    if "gradvac" not in config:
+        raise ConfigError('the DeepSpeed config has no "gradvac" section')
+    gradvac = GradVacConfig.from_dict(config["gradvac"])
+    _check_deepspeed_fields(config)
+    ds_config = copy.deepcopy({k: v for k, v in config.items() if k != "gradvac"})
+    return ds_config, gradvac
+
+
+def _check_deepspeed_fields(config: Mapping[str, Any]) -> None:
+    """The DeepSpeed settings GradVac depends on, checked early with the field's name (DeepSpeed
+    itself would fail later, or with a TypeError)."""
+    gas = config.get("gradient_accumulation_steps")
+    if gas is not None and gas != "auto" and (isinstance(gas, bool) or not isinstance(gas, int) or gas < 1):
+        raise ConfigError(
+            f"gradient_accumulation_steps = {gas!r} must be a positive integer "
+            "(the number of micro-batches per optimizer step, all tasks together)"
+        )
+    enabled = [
+        name
+        for name in ("fp16", "bf16")
+        if isinstance(config.get(name), Mapping) and config[name].get("enabled") in (True, "auto")
+    ]
+    if len(enabled) > 1:
+        raise ConfigError('fp16.enabled and bf16.enabled are both true; enable at most one of "fp16", "bf16"')

@@ -9,23 +9,31 @@ gradients at stage 0):
    DeepSpeed's copy is cleared for the next task. The buffers keep min(K, micro-batches per step)
    rows: only the tasks present in a step need one.
 2. Local Gram slices ``G[l] += c_f X_b[:, f] X_b[:, f]^T`` over the buffer fragments f of group l,
-   where ``c_f = 1 / (number of ranks holding the same elements)``: 1 for a ZeRO partition of a
-   tensor-parallel-sharded parameter, 1/T for a TP-replicated one (LayerNorm), and an extra 1/N at
-   stage 0, where every data-parallel rank holds the full gradient. One all-reduce of ``G[L, K, K]``
-   over all ranks then yields the exact Gram of the full task gradients on every rank.
+   where ``c_f = 1 / (ranks holding the same elements)`` (:mod:`gradvac_ds.layout`). One
+   all-reduce over all data x tensor-parallel ranks yields the exact Gram of the full task
+   gradients on every rank. The same all-reduce carries a signature of the step's task sequence
+   (names and micro-batch counts, in order): ranks that ran different sequences would have had
+   DeepSpeed reduce one task's gradient with another's, so the step is refused before anything is
+   written.
 3. Every rank runs the identical solver (same task orders from ``step_generator(seed, step)``), and
    writes ``sum_k w[l, k] X_b[k, f]`` where the optimizer reads the gradient.
-4. DeepSpeed's own ``step()`` runs unchanged: overflow check, clipping, optimizer, all-gather.
+4. DeepSpeed's own ``step()`` runs unchanged: overflow check, clipping, optimizer, all-gather. The
+   GradVac state (EMA targets, step count) is committed only when DeepSpeed applied the step. A
+   non-finite Gram (a task's gradient overflowed on some rank; every rank sees the same sum) makes
+   the step a no-op on every rank: nothing is written back, the optimizer does not step, and
+   DeepSpeed counts a skipped step as it does for its own overflow.
 
 The per-micro-batch loss scaling is DeepSpeed's (``loss / gradient_accumulation_steps``), so with
 ``mode: sum`` the update equals plain DeepSpeed on the same micro-batches; the number of backward
 calls per step must therefore equal ``gradient_accumulation_steps``.
+
+Requirement on the training loop: every rank runs the same tasks, in the same order, with the same
+micro-batch counts in each step (the application's ``StepSchedule`` guarantees it).
 """
 
 from __future__ import annotations
 
-import copy
-import json
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,51 +43,67 @@ from typing import Any
 
 import deepspeed
 import torch
-from deepspeed import comm as dist
-from deepspeed.runtime.utils import is_model_parallel_parameter
+from deepspeed.comm import ReduceOp
 
 from gradvac_ds.algorithm import SolveResult
-from gradvac_ds.config import DISCOVER, GradVacConfig
+from gradvac_ds.comm import Comm, StepObserver
+from gradvac_ds.config import DISCOVER, GradVacConfig, split_config
+from gradvac_ds.errors import RankDivergenceError, TaskProtocolError
 from gradvac_ds.gram import Segment, accumulate_gram, combine_segments, merge_segments
 from gradvac_ds.grouping import ParameterGrouping, group_parameters
-from gradvac_ds.state import GradVacState
+from gradvac_ds.layout import ParallelLayout, check_megatron_tensor_parallel
+from gradvac_ds.state import GradVacState, StepPlan
 from gradvac_ds.stats import monitor_events
-from gradvac_ds.zero import GradientAdapter, make_adapter
+from gradvac_ds.zero import GradientAdapter, full_numel, make_adapter, skip_step
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "gradvac"
+NON_FINITE = "non-finite task gradient"
+DEEPSPEED_SKIPPED = "DeepSpeed skipped the step (gradient overflow)"
 StepCallback = Callable[["StepOutcome"], None]
 
-
-class RankDivergenceError(RuntimeError):
-    """Data-parallel ranks computed different task orders or weights: the model would be corrupted."""
-
-
-class TaskProtocolError(RuntimeError):
-    """The training loop broke the task/step protocol (nesting, repeats, micro-batch counts)."""
+SIGNATURE_SLOTS = 4
+"""Floats appended to the Gram all-reduce: two digests of the step's task sequence and their squares."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepOutcome:
     """What one GradVac step did.
 
-    step:        GradVac step index (0-based)
-    tasks:       the task names of the step, in the order they ran
-    result:      the solver's output over all known tasks, or None when the Gram was not finite
-    task_names:  all known task names (index space of ``result``)
-    group_names: the parameter groups (index space of the first axis of ``result``)
+    step:        the GradVac step index the step ran at (the count of applied steps before it)
+    task_names:  all known task names: the index space of ``tasks`` and of the task axes of ``result``
+    tasks:       indices into ``task_names`` of the step's tasks, in the order they ran
+    group_names: the parameter groups (the first axis of ``result``)
+    result:      the solver's output, or None when a task's gradient was not finite
+    skip_reason: None when the optimizer step was applied, else why it was skipped
+                 (:data:`NON_FINITE` or :data:`DEEPSPEED_SKIPPED`)
     """
 
     step: int
-    tasks: list[str]
-    result: SolveResult | None
-    task_names: list[str]
+    task_names: tuple[str, ...]
+    tasks: tuple[int, ...]
     group_names: tuple[str, ...]
+    result: SolveResult | None
+    skip_reason: str | None = None
 
     @property
     def skipped(self) -> bool:
-        return self.result is None
+        return self.skip_reason is not None
+
+    @property
+    def step_task_names(self) -> list[str]:
+        """The names of the step's tasks, in the order they ran."""
+        return [self.task_names[k] for k in self.tasks]
+
+    @property
+    def cosine(self) -> torch.Tensor:
+        """[L, K, K] cosines of the original task gradients; all NaN when the Gram was not finite,
+        so that logging code needs no special case for skipped steps."""
+        if self.result is not None:
+            return self.result.cosine
+        k = len(self.task_names)
+        return torch.full((len(self.group_names), k, k), float("nan"), dtype=torch.float64)
 
 
 @dataclass
@@ -89,70 +113,74 @@ class _RunningTask:
     done: int = 0
 
 
-class GradVacEngine:
-    """Wraps a DeepSpeed engine; attribute access falls through to it.
+_FORWARDED = (
+    "module", "optimizer", "lr_scheduler", "monitor", "config", "state_dict", "load_state_dict",
+    "module_state_dict", "eval", "train", "get_lr", "global_steps", "global_samples", "skipped_steps",
+    "was_step_applied", "dp_world_size", "gradient_accumulation_steps", "train_batch_size",
+    "train_micro_batch_size_per_gpu", "zero_optimization_stage", "fp16_enabled", "bfloat16_enabled",
+    "get_global_grad_norm", "local_rank", "global_rank", "device", "mpu",
+)  # fmt: skip
+"""DeepSpeedEngine attributes a GradVacEngine forwards unchanged (so ``engine.config`` and
+``engine.state_dict()`` mean what they mean in DeepSpeed). Everything else: ``engine.ds_engine``."""
 
-    Use :func:`initialize` to build one. In the training loop::
+
+class GradVacEngine:
+    """Wraps a DeepSpeed engine; build one with :func:`initialize`. In the training loop::
 
         for task, batches in step_batches.items():
             with engine.task(task, micro_batches=len(batches)):
                 for batch in batches:
                     engine.backward(engine(**batch))
-        engine.step()
+        outcome = engine.step()
+
+    ``comm`` and ``observer`` are the seams for counting collectives and timing phases
+    (:mod:`gradvac_ds.comm`); ``layout`` says which ranks share which gradient elements
+    (:mod:`gradvac_ds.layout`).
     """
 
     def __init__(
         self,
-        engine: deepspeed.DeepSpeedEngine,
+        ds_engine: deepspeed.DeepSpeedEngine,
         config: GradVacConfig,
         *,
-        tensor_parallel_group: Any = None,
-        gram_group: Any = None,
+        layout: ParallelLayout | None = None,
+        comm: Comm | None = None,
+        observer: StepObserver | None = None,
     ) -> None:
-        self.engine = engine
-        self.config = config
-        self.adapter: GradientAdapter = make_adapter(engine)
-        if tensor_parallel_group is None and getattr(engine, "mpu", None) is not None:
-            tensor_parallel_group = engine.mpu.get_tensor_model_parallel_group()
-        self.tensor_parallel_group = tensor_parallel_group
-        self.gram_group = gram_group
-        tp_size = dist.get_world_size(group=tensor_parallel_group) if tensor_parallel_group is not None else 1
-        _check_megatron_tensor_parallel(tp_size)
-        dp_size = int(engine.dp_world_size)
-        gram_world = dist.get_world_size(group=gram_group)
-        if gram_world != dp_size * tp_size:
-            raise RuntimeError(
-                f"the Gram all-reduce group has {gram_world} ranks, expected data-parallel {dp_size} x "
-                f"tensor-parallel {tp_size}; pipeline or other model parallelism is not supported"
-            )
+        self.ds_engine = ds_engine
+        self.gradvac_config = config
+        self.comm = comm or Comm()
+        self.observer = observer or StepObserver()
+        self.layout = layout or ParallelLayout.from_mpu(getattr(ds_engine, "mpu", None))
+        dp_size = int(ds_engine.dp_world_size)
+        self.layout.check(self.comm, dp_size)
+        self.adapter: GradientAdapter = make_adapter(ds_engine, self.comm)
         self.grouping: ParameterGrouping = group_parameters(
-            engine.module.named_parameters(), config.granularity
+            ds_engine.module.named_parameters(), config.granularity, numel_of=full_numel
         )
         discover = config.tasks == DISCOVER
         self.state = GradVacState(
             self.grouping.group_names, () if discover else config.tasks, discover=discover
         )
-        self.segments = [self._segments(layout, tp_size, dp_size) for layout in self.adapter.layouts]
-        self.device = torch.device(deepspeed.get_accelerator().current_device_name())
+        self.segments = [self._segments(layout, dp_size) for layout in self.adapter.layouts]
+        self._device = torch.device(deepspeed.get_accelerator().current_device_name())
         self._buffers: list[torch.Tensor] = []
-        self._step_tasks: list[int] = []
-        self._step_micro_batches = 0
+        self._step_tasks: list[tuple[int, int]] = []
         self._running: _RunningTask | None = None
         self._callbacks: list[StepCallback] = []
-        self.last_outcome: StepOutcome | None = None
         # A step holds at most gradient_accumulation_steps tasks (each runs >= 1 micro-batch), so
         # with sampled tasks the buffers need min(K, micro-batches per step) rows, not K.
-        self._ensure_rows(min(self.state.num_tasks or 1, engine.gradient_accumulation_steps()))
+        self._ensure_rows(min(self.state.num_tasks or 1, ds_engine.gradient_accumulation_steps()))
 
     # ------------------------------------------------------------------ layout
-    def _segments(self, layout, tp_size: int, dp_size: int) -> list[Segment]:
+    def _segments(self, buffer_layout, dp_size: int) -> list[Segment]:
         segments = []
-        for frag in layout.fragments:
-            replicas = 1 if is_model_parallel_parameter(frag.param) else tp_size
-            if not self.adapter.partitioned:
-                replicas *= dp_size
+        for frag in buffer_layout.fragments:
+            holders = self.layout.holders(
+                frag.param, partitioned=self.adapter.partitioned, comm=self.comm, dp_size=dp_size
+            )
             group = self.grouping.group_of[frag.name]
-            segments.append(Segment(frag.dst, frag.dst + frag.n, group, 1.0 / replicas))
+            segments.append(Segment(frag.dst, frag.dst + frag.n, group, 1.0 / holders))
         return merge_segments(segments)
 
     def _ensure_rows(self, rows: int) -> None:
@@ -160,8 +188,10 @@ class GradVacEngine:
         if self._buffers and self._buffers[0].shape[0] >= rows:
             return
         grown = []
-        for index, layout in enumerate(self.adapter.layouts):
-            buf = torch.zeros(rows, layout.numel, dtype=self.config.buffer_torch_dtype, device=self.device)
+        for index, buffer_layout in enumerate(self.adapter.layouts):
+            buf = torch.zeros(
+                rows, buffer_layout.numel, dtype=self.gradvac_config.buffer_torch_dtype, device=self._device
+            )
             if self._buffers:
                 kept = self._buffers[index].shape[0]
                 buf[:kept].copy_(self._buffers[index])
@@ -172,9 +202,6 @@ class GradVacEngine:
     def task_buffer_bytes(self) -> int:
         """Bytes held by the per-task gradient buffers on this rank."""
         return sum(b.numel() * b.element_size() for b in self._buffers)
-
-    def describe_groups(self) -> str:
-        return self.grouping.describe()
 
     # ------------------------------------------------------------------ training loop
     @contextmanager
@@ -187,7 +214,7 @@ class GradVacEngine:
         if micro_batches < 1:
             raise TaskProtocolError(f"task {name!r}: micro_batches must be >= 1, got {micro_batches}")
         index = self.state.task_index(name)
-        if index in self._step_tasks:
+        if any(index == k for k, _ in self._step_tasks):
             raise TaskProtocolError(
                 f"task {name!r} ran twice in step {self.state.step}; group its micro-batches"
             )
@@ -199,13 +226,13 @@ class GradVacEngine:
                     f"task {name!r} declared {micro_batches} micro-batches "
                     f"but ran {self._running.done} backward calls"
                 )
-            row = len(self._step_tasks)
-            self._ensure_rows(row + 1)
-            for i, buf in enumerate(self._buffers):
-                self.adapter.read_into(i, buf[row])
-            self.adapter.clear()
-            self._step_tasks.append(index)
-            self._step_micro_batches += micro_batches
+            with self.observer.phase("capture"):
+                row = len(self._step_tasks)
+                self._ensure_rows(row + 1)
+                for i, buf in enumerate(self._buffers):
+                    self.adapter.read_into(i, buf[row])
+                self.adapter.clear()
+            self._step_tasks.append((index, micro_batches))
         finally:
             self._running = None
 
@@ -219,8 +246,8 @@ class GradVacEngine:
                 f"more backward calls than the {running.micro_batches} declared micro-batches"
             )
         running.done += 1
-        self.engine.set_gradient_accumulation_boundary(running.done == running.micro_batches)
-        return self.engine.backward(loss, retain_graph=retain_graph)
+        self.ds_engine.set_gradient_accumulation_boundary(running.done == running.micro_batches)
+        return self.ds_engine.backward(loss, retain_graph=retain_graph)
 
     def step(self) -> StepOutcome:
         """GradVac on the captured tasks, then DeepSpeed's optimizer step."""
@@ -228,115 +255,157 @@ class GradVacEngine:
             raise TaskProtocolError("step() called inside a task")
         if not self._step_tasks:
             raise TaskProtocolError("step() called before any task ran")
-        expected = self.engine.gradient_accumulation_steps()
-        if self._step_micro_batches != expected:
+        expected = self.ds_engine.gradient_accumulation_steps()
+        micro_batches = sum(m for _, m in self._step_tasks)
+        if micro_batches != expected:
             raise TaskProtocolError(
-                f"step {self.state.step} ran {self._step_micro_batches} micro-batches but the DeepSpeed "
-                f"config has gradient_accumulation_steps={expected}; set it to the micro-batches per step"
+                f"step {self.state.step} ran {micro_batches} micro-batches but the DeepSpeed config has "
+                f"gradient_accumulation_steps={expected}; set it to the micro-batches per step"
             )
-        rows = torch.tensor(self._step_tasks)
-        num_tasks, count = self.state.num_tasks, len(self._step_tasks)
-        gram = self._global_gram(rows, num_tasks)
-        active = torch.zeros(num_tasks, dtype=torch.bool)
+        rows = [k for k, _ in self._step_tasks]
+        gram = self._global_gram(rows)
+        active = torch.zeros(self.state.num_tasks, dtype=torch.bool)
         active[rows] = True
-        cfg = self.config
-        orders, result = self.state.solve(gram, active, mode=cfg.mode, beta=cfg.beta, seed=cfg.seed)
-        if result is not None:
-            weights = result.weights[:, rows]
-        else:
-            logger.warning(
-                "GradVac step %d: non-finite task gradient; passing the plain sum to DeepSpeed",
-                self.state.step,
+        cfg = self.gradvac_config
+        with self.observer.phase("solve"):
+            plan = self.state.plan(
+                gram, active, mode=cfg.mode, beta=cfg.beta, seed=cfg.seed, max_target=cfg.max_target
             )
-            weights = torch.ones(self.grouping.num_groups, count, dtype=torch.float64)
-        interval = self.config.consistency_check_interval
+        interval = cfg.consistency_check_interval
         if interval and self.state.step % interval == 0:
-            self._check_agreement(orders, weights, rows)
-        for i, (buf, segments) in enumerate(zip(self._buffers, self.segments, strict=True)):
-            out = self.adapter.output_buffer(i, self.device)
-            combine_segments(buf[:count], segments, weights, out)
-            self.adapter.write(i, out)
-        self.engine.set_gradient_accumulation_boundary(True)
-        self.engine.step()
-        if result is not None:
-            self.state.targets = result.targets
+            with self.observer.phase("agreement"):
+                self._check_agreement(plan, rows)
+        skip_reason = self._apply(plan, rows)
+        if skip_reason is None:
+            self.state.commit(plan)
+        else:
+            logger.warning("GradVac step %d skipped: %s", plan.step, skip_reason)
         outcome = StepOutcome(
-            self.state.step,
-            [self.state.task_names[k] for k in self._step_tasks],
-            result,
-            list(self.state.task_names),
+            plan.step,
+            tuple(self.state.task_names),
+            tuple(rows),
             self.grouping.group_names,
+            plan.result,
+            skip_reason,
         )
-        self.state.step += 1
-        self._step_tasks, self._step_micro_batches = [], 0
-        self.last_outcome = outcome
+        self._step_tasks = []
         self._write_monitor(outcome)
         for callback in self._callbacks:
             callback(outcome)
         return outcome
 
+    def _apply(self, plan: StepPlan, rows: list[int]) -> str | None:
+        """Write the combined gradient and run DeepSpeed's step; return why it was skipped, if it was."""
+        if plan.result is None:
+            self.adapter.clear()
+            skip_step(self.ds_engine)
+            return NON_FINITE
+        weights = plan.result.weights[:, rows]
+        with self.observer.phase("combine"):
+            for i, (buf, segments) in enumerate(zip(self._buffers, self.segments, strict=True)):
+                out = self.adapter.output_buffer(i, self._device)
+                combine_segments(buf[: len(rows)], segments, weights, out)
+                self.adapter.write(i, out)
+        self.ds_engine.set_gradient_accumulation_boundary(True)
+        with self.observer.phase("optimizer"):
+            self.ds_engine.step()
+        return None if self.ds_engine.was_step_applied() else DEEPSPEED_SKIPPED
+
     def _write_monitor(self, outcome: StepOutcome) -> None:
         """Per-pair cosines and fire rates to DeepSpeed's monitor (TensorBoard/CSV/W&B), at the
-        configured interval, against DeepSpeed's ``global_samples`` (the x-axis of its own
-        learning-rate series); the monitor itself writes on rank 0 only."""
-        interval, monitor = self.config.log_interval, getattr(self.engine, "monitor", None)
-        if not interval or outcome.result is None or monitor is None or not monitor.enabled:
+        configured interval, for applied steps, against DeepSpeed's ``global_samples`` (the x-axis of
+        its own learning-rate series); the monitor itself writes on rank 0 only."""
+        interval, monitor = self.gradvac_config.log_interval, getattr(self.ds_engine, "monitor", None)
+        if not interval or outcome.skipped or monitor is None or not monitor.enabled:
             return
         if outcome.step % interval == 0:
             monitor.write_events(
                 monitor_events(
-                    outcome.result, outcome.task_names, outcome.group_names, self.engine.global_samples
+                    outcome.result, outcome.task_names, outcome.group_names, self.ds_engine.global_samples
                 )
             )
 
     def add_step_callback(self, callback: StepCallback) -> None:
-        """Call ``callback(outcome)`` after every step (statistics logging, monitors)."""
+        """Call ``callback(outcome)`` after every step, skipped ones included (check ``skipped``)."""
         self._callbacks.append(callback)
 
     # ------------------------------------------------------------------ collectives
-    def _global_gram(self, rows: torch.Tensor, num_tasks: int) -> torch.Tensor:
-        """G[L, K, K] of the full task gradients: local slices, then ONE all-reduce over all ranks."""
-        count = rows.numel()
-        local = torch.zeros(self.grouping.num_groups, count, count, dtype=torch.float64, device=self.device)
-        for buf, segments in zip(self._buffers, self.segments, strict=True):
-            accumulate_gram(local, buf[:count], segments)
-        gram = torch.zeros(
-            self.grouping.num_groups, num_tasks, num_tasks, dtype=torch.float64, device=self.device
-        )
-        index = rows.to(self.device)
-        gram[:, index.unsqueeze(1), index.unsqueeze(0)] = local
-        dist.all_reduce(gram, group=self.gram_group)
-        return gram.cpu()
+    def _global_gram(self, rows: list[int]) -> torch.Tensor:
+        """G[L, K, K] of the full task gradients: local slices, then ONE all-reduce over all ranks,
+        which also carries the step's task-sequence signature (checked here)."""
+        count, num_groups, num_tasks = len(rows), self.grouping.num_groups, self.state.num_tasks
+        with self.observer.phase("gram"):
+            local = torch.zeros(num_groups, count, count, dtype=torch.float64, device=self._device)
+            for buf, segments in zip(self._buffers, self.segments, strict=True):
+                accumulate_gram(local, buf[:count], segments)
+            size = num_groups * num_tasks * num_tasks
+            packed = torch.zeros(size + SIGNATURE_SLOTS, dtype=torch.float64, device=self._device)
+            gram = packed[:size].view(num_groups, num_tasks, num_tasks)
+            index = torch.tensor(rows, device=self._device)
+            gram[:, index.unsqueeze(1), index.unsqueeze(0)] = local
+            digests = self._sequence_digests()
+            packed[size:] = torch.tensor([*digests, *(d * d for d in digests)], dtype=torch.float64)
+        with self.observer.phase("all_reduce"):
+            self.comm.all_reduce(packed, group=self.layout.gram)
+        packed = packed.cpu()
+        self._check_sequences(packed[size:])
+        return packed[:size].view(num_groups, num_tasks, num_tasks)
 
-    def _check_agreement(self, orders: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor) -> None:
-        """Compare a digest of the task set, orders and weights across ranks (one small all-reduce)."""
+    def _sequence_digests(self) -> tuple[float, float]:
+        """Two independent digests in [1, 2) of the step's (task name, micro-batches) sequence."""
+        text = "\x1f".join(f"{self.state.task_names[k]}\x1e{m}" for k, m in self._step_tasks)
+        raw = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        return tuple(1.0 + int.from_bytes(raw[i : i + 7], "little") / 2**56 for i in (0, 8))
+
+    def _check_sequences(self, summed: torch.Tensor) -> None:
+        """All N ranks sent the same digest d iff N * sum(d^2) == (sum d)^2 (equality case of
+        Cauchy-Schwarz); the spread of the digests is that difference over N^2."""
+        ranks = self.comm.world_size(self.layout.gram)
+        first, second = summed[:2], summed[2:]
+        spread = (ranks * second - first * first) / ranks**2
+        if bool((spread.abs() > 1e-12).any()):
+            mine = [(self.state.task_names[k], m) for k, m in self._step_tasks]
+            every = self.comm.all_gather_object(mine, group=self.layout.gram)
+            listing = "; ".join(f"rank {r}: {seq}" for r, seq in enumerate(every))
+            raise RankDivergenceError(
+                f"GradVac step {self.state.step}: ranks ran different task sequences ({listing}). Every "
+                "rank must run the same tasks in the same order with the same micro-batch counts; "
+                "DeepSpeed has reduced one task's gradient with another's, so the step is not applied"
+            )
+
+    def _check_agreement(self, plan: StepPlan, rows: list[int]) -> None:
+        """Compare a digest of the step's task orders and weights across ranks (one small
+        all-reduce): ranks with other seeds or software would corrupt the model silently."""
+        weights = (
+            plan.result.weights[:, rows]
+            if plan.result is not None
+            else torch.zeros(self.grouping.num_groups, len(rows), dtype=torch.float64)
+        )
         probe = torch.Generator().manual_seed(12345)
         digest = torch.stack(
             [
-                (rows.double() * torch.rand(rows.numel(), generator=probe, dtype=torch.float64)).sum(),
-                (orders.double() * torch.rand(orders.shape, generator=probe, dtype=torch.float64)).sum(),
+                (
+                    plan.orders.double() * torch.rand(plan.orders.shape, generator=probe, dtype=torch.float64)
+                ).sum(),
                 (weights * torch.rand(weights.shape, generator=probe, dtype=torch.float64)).sum(),
             ]
         )
-        both = torch.cat([digest, -digest]).to(self.device)
-        dist.all_reduce(both, op=dist.ReduceOp.MAX, group=self.gram_group)
-        high, low = both[:3].cpu(), -both[3:].cpu()
+        both = torch.cat([digest, -digest]).to(self._device)
+        self.comm.all_reduce(both, op=ReduceOp.MAX, group=self.layout.gram)
+        high, low = both[:2].cpu(), -both[2:].cpu()
         if not torch.allclose(high, low, rtol=1e-12, atol=0.0):
-            what = [
-                name
-                for name, bad in zip(("tasks", "task orders", "weights"), high != low, strict=True)
-                if bad
-            ]
+            what = [name for name, bad in zip(("task orders", "weights"), high != low, strict=True) if bad]
             raise RankDivergenceError(
                 f"GradVac step {self.state.step}: ranks disagree on the {', '.join(what)} of the step "
-                "(different gradvac.seed, task schedule or software per rank?)"
+                "(different gradvac.seed or software per rank?)"
             )
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
+    def gradvac_state_dict(self) -> dict[str, Any]:
+        """The GradVac state (EMA targets, task names, step), saved in checkpoints' client state."""
         return self.state.state_dict()
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_gradvac_state_dict(self, state: dict[str, Any]) -> None:
         self.state.load_state_dict(state)
 
     def save_checkpoint(
@@ -344,64 +413,49 @@ class GradVacEngine:
     ):
         """DeepSpeed's checkpoint, with the GradVac state in its client state."""
         client_state = dict(client_state or {})
-        client_state[CHECKPOINT_KEY] = self.state_dict()
-        return self.engine.save_checkpoint(str(save_dir), tag=tag, client_state=client_state, **kwargs)
+        client_state[CHECKPOINT_KEY] = self.gradvac_state_dict()
+        return self.ds_engine.save_checkpoint(str(save_dir), tag=tag, client_state=client_state, **kwargs)
 
     def load_checkpoint(self, load_dir: str | Path, tag: Any = None, **kwargs):
         """DeepSpeed's load_checkpoint; restores the GradVac state saved with it."""
-        path, client_state = self.engine.load_checkpoint(str(load_dir), tag=tag, **kwargs)
+        path, client_state = self.ds_engine.load_checkpoint(str(load_dir), tag=tag, **kwargs)
         if path is not None:
             if CHECKPOINT_KEY not in client_state:
                 raise KeyError(f"checkpoint {path} has no GradVac state; was it saved by GradVacEngine?")
-            self.load_state_dict(client_state.pop(CHECKPOINT_KEY))
+            self.load_gradvac_state_dict(client_state.pop(CHECKPOINT_KEY))
         return path, client_state
 
-    # ------------------------------------------------------------------ pass-through
     def __call__(self, *args, **kwargs):
-        return self.engine(*args, **kwargs)
-
-    def __getattr__(self, name: str):
-        return getattr(self.engine, name)
+        return self.ds_engine(*args, **kwargs)
 
 
-def _check_megatron_tensor_parallel(tp_size: int) -> None:
-    """A megatron model sharded over TP > 1 needs the TP group, or its shards would be summed as
-    if they were data-parallel replicas; refuse instead of computing a wrong Gram."""
-    from megatron.core import parallel_state
-
-    if parallel_state.model_parallel_is_initialized():
-        megatron_tp = parallel_state.get_tensor_model_parallel_world_size()
-        if megatron_tp != tp_size:
-            raise RuntimeError(
-                f"megatron parallel_state has tensor-parallel size {megatron_tp} but the engine sees "
-                f"{tp_size}: pass mpu=gradvac_ds.training.megatron.MegatronMPU() to gradvac_ds.initialize"
-            )
+def _forward(name: str) -> property:
+    return property(lambda self: getattr(self.ds_engine, name), doc=f"``DeepSpeedEngine.{name}``")
 
 
-def split_config(config: dict[str, Any] | str | Path) -> tuple[dict[str, Any], GradVacConfig]:
-    """The DeepSpeed config without its ``"gradvac"`` section, and that section validated."""
-    if not isinstance(config, dict):
-        config = json.loads(Path(config).read_text())
-    gradvac = GradVacConfig.from_deepspeed_config(config)
-    ds_config = copy.deepcopy({k: v for k, v in config.items() if k != "gradvac"})
-    return ds_config, gradvac
+for _name in _FORWARDED:
+    setattr(GradVacEngine, _name, _forward(_name))
 
 
-def initialize(*, config: dict[str, Any] | str | Path, tensor_parallel_group: Any = None, **kwargs):
+def initialize(
+    *,
+    config: dict[str, Any] | str | Path,
+    layout: ParallelLayout | None = None,
+    comm: Comm | None = None,
+    observer: StepObserver | None = None,
+    **kwargs,
+):
     """``deepspeed.initialize`` plus GradVac: the one public entry point.
 
     ``config`` is a DeepSpeed config (dict or JSON path) with a ``"gradvac"`` section; the section
-    is validated before any process group starts. All other keyword arguments go to
+    and the DeepSpeed fields GradVac relies on are validated before any process group starts.
+    ``layout`` defaults to the ``mpu``'s tensor-parallel group (T = 1 without one); ``comm`` and
+    ``observer`` are the seams of :mod:`gradvac_ds.comm`. All other keyword arguments go to
     ``deepspeed.initialize``. Returns ``(GradVacEngine, optimizer, dataloader, lr_scheduler)``.
     """
     ds_config, gradvac = split_config(config)
-    mpu = kwargs.get("mpu")
-    if mpu is None and tensor_parallel_group is None:
-        _check_megatron_tensor_parallel(1)
+    if layout is None and kwargs.get("mpu") is None:
+        check_megatron_tensor_parallel(1)
     engine, optimizer, dataloader, scheduler = deepspeed.initialize(config=ds_config, **kwargs)
-    return (
-        GradVacEngine(engine, gradvac, tensor_parallel_group=tensor_parallel_group),
-        optimizer,
-        dataloader,
-        scheduler,
-    )
+    wrapped = GradVacEngine(engine, gradvac, layout=layout, comm=comm, observer=observer)
+    return wrapped, optimizer, dataloader, scheduler

@@ -19,7 +19,7 @@ the same named parameters) builds the same groups in the same order: order of fi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -97,9 +97,12 @@ class ParameterGrouping:
 
 
 def group_parameters(
-    named_parameters: Iterable[tuple[str, torch.Tensor]], granularity: Granularity | str
+    named_parameters: Iterable[tuple[str, torch.Tensor]],
+    granularity: Granularity | str,
+    numel_of: Callable[[torch.Tensor], int] = torch.Tensor.numel,
 ) -> ParameterGrouping:
-    """Build the grouping of the trainable parameters among ``named_parameters``."""
+    """Build the grouping of the trainable parameters among ``named_parameters``; ``numel_of``
+    counts a parameter's (rank-local) elements (the engine passes ZeRO-3's full sizes)."""
     granularity = Granularity(granularity)
     index: dict[str, int] = {}
     group_of: dict[str, int] = {}
@@ -109,7 +112,7 @@ def group_parameters(
             continue
         group = group_name_of(name, granularity)
         group_of[name] = index.setdefault(group, len(index))
-        numels[name] = int(getattr(param, "ds_numel", param.numel()))
+        numels[name] = int(numel_of(param))
     if not index:
         raise ValueError("the model has no trainable parameters to group")
     return ParameterGrouping(granularity, tuple(index), group_of, numels)

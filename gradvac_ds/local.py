@@ -56,9 +56,9 @@ class LocalGradVac:
 
         task_grads: task name -> (parameter name -> gradient or None for no gradient).
         Returns None, and leaves ``p.grad`` as None, when a task's gradient is not finite: the
-        step must be skipped, and the EMA targets are not updated.
+        step must be skipped; the EMA targets and the step count are not updated.
         """
-        state = self.state
+        state, cfg = self.state, self.config
         indices = [state.task_index(t) for t in task_grads]
         num_tasks = state.num_tasks
         p0 = self.params[0][1]
@@ -69,14 +69,15 @@ class LocalGradVac:
         accumulate_gram(gram, buffer, self.segments)
         active = torch.zeros(num_tasks, dtype=torch.bool)
         active[indices] = True
-        cfg = self.config
-        _, result = state.solve(gram, active, mode=cfg.mode, beta=cfg.beta, seed=cfg.seed)
-        state.step += 1
+        plan = state.plan(
+            gram, active, mode=cfg.mode, beta=cfg.beta, seed=cfg.seed, max_target=cfg.max_target
+        )
+        result = plan.result
         if result is None:
             for _, p in self.params:
                 p.grad = None
             return None
-        state.targets = result.targets
+        state.commit(plan)
         combined = combine_segments(buffer, self.segments, result.weights, torch.empty_like(buffer[0]))
         offset = 0
         for _, p in self.params:

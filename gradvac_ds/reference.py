@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-from gradvac_ds.algorithm import TARGET_MARGIN, ZERO_RTOL, Mode
+from gradvac_ds.algorithm import DEFAULT_MAX_TARGET, ZERO_RTOL, Mode
 
 
 class DenseResult(NamedTuple):
@@ -39,8 +39,10 @@ def dense_gradvac(
     beta: float,
     active: list[bool],
     orders: list[list[int]],
+    max_target: float = DEFAULT_MAX_TARGET,
 ) -> DenseResult:
-    """Run the paper's loop on one group.
+    """Run the paper's loop on one group (targets bounded by ``max_target`` inside the correction,
+    as in :func:`gradvac_ds.algorithm.solve`).
 
     task_grads: K vectors [n] (the task gradients on this group)
     targets:    [K, K] EMA targets phi_hat before the step
@@ -69,7 +71,7 @@ def dense_gradvac(
             conditioning[i, j] = built_from / norm_i
             phi = max(-1.0, min(1.0, (g_mod @ grads[j]).item() / (norm_i * norm_j)))
             stored = float(targets[i, j])
-            target = 0.0 if mode is Mode.PCGRAD else min(max(stored, -1 + TARGET_MARGIN), 1 - TARGET_MARGIN)
+            target = 0.0 if mode is Mode.PCGRAD else min(max(stored, -max_target), max_target)
             if phi < target:
                 root_t = math.sqrt(1 - target**2)
                 coef = norm_i * (target * math.sqrt(max(1 - phi**2, 0.0)) - phi * root_t) / (norm_j * root_t)
@@ -90,6 +92,7 @@ def dense_gradvac_groups(
     beta: float,
     active: list[bool],
     orders: list[list[int]],
+    max_target: float = DEFAULT_MAX_TARGET,
 ) -> DenseResult:
     """The loop for every group of a flat gradient.
 
@@ -105,7 +108,7 @@ def dense_gradvac_groups(
     for l, slices in enumerate(group_slices):
         pieces = [torch.cat([g[s] for s in slices]) for g in task_grads]
         group_update, new_targets[l], conditioning[l] = dense_gradvac(
-            pieces, targets[l], mode=mode, beta=beta, active=active, orders=orders
+            pieces, targets[l], mode=mode, beta=beta, active=active, orders=orders, max_target=max_target
         )
         offset = 0
         for s in slices:

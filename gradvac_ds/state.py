@@ -1,19 +1,38 @@
-"""The persistent GradVac state: EMA targets per (group, task, task) and the names they belong to."""
+"""The persistent GradVac state and the one step core both front ends share.
+
+A step is planned (:meth:`GradVacState.plan`: the step's task orders and the solver's result
+against the current targets) and then either committed (:meth:`GradVacState.commit`: the targets
+move, the step count advances) or dropped, when the step was skipped. The engine and
+:class:`~gradvac_ds.local.LocalGradVac` differ only in where the Gram comes from and where the
+combined gradient goes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from gradvac_ds.algorithm import NonFiniteGramError, SolveResult, draw_task_orders, solve, step_generator
+from gradvac_ds.algorithm import SolveResult, draw_task_orders, solve, step_generator
+from gradvac_ds.errors import NonFiniteGramError, StateMismatchError
 
 STATE_VERSION = 1
 
 
-class StateMismatchError(ValueError):
-    """A saved GradVac state belongs to other tasks or other parameter groups."""
+@dataclass(frozen=True)
+class StepPlan:
+    """One planned step.
+
+    step:   the state's step count it was planned at (commit refuses a stale plan)
+    orders: [K, K - 1] long, the task visiting orders drawn from ``step_generator(seed, step)``
+    result: the solver's output, or None when the Gram was not finite (the step must be skipped)
+    """
+
+    step: int
+    orders: torch.Tensor
+    result: SolveResult | None
 
 
 class GradVacState:
@@ -62,18 +81,35 @@ class GradVacState:
         self.task_names.append(name)
         return k
 
-    def solve(
-        self, gram: torch.Tensor, active: torch.Tensor, *, mode: str, beta: float, seed: int
-    ) -> tuple[torch.Tensor, SolveResult | None]:
-        """This step's task orders ``[K, K - 1]`` (from ``step_generator(seed, step)``) and the
-        solver's result against the current targets, or None when the Gram is not finite (the
-        step is to be skipped). Neither the targets nor the step count change here."""
+    def plan(
+        self,
+        gram: torch.Tensor,
+        active: torch.Tensor,
+        *,
+        mode: str,
+        beta: float,
+        seed: int,
+        max_target: float,
+    ) -> StepPlan:
+        """Plan the current step from its Gram [L, K, K] and active tasks [K]; nothing changes yet."""
         orders = draw_task_orders(self.num_tasks, step_generator(seed, self.step))
         try:
-            result = solve(gram, self.targets, mode=mode, beta=beta, active=active, orders=orders)
+            result = solve(
+                gram, self.targets, mode=mode, beta=beta, active=active, orders=orders, max_target=max_target
+            )
         except NonFiniteGramError:
-            return orders, None
-        return orders, result
+            result = None
+        return StepPlan(self.step, orders, result)
+
+    def commit(self, plan: StepPlan) -> None:
+        """The planned step was applied: adopt its targets and advance the step count."""
+        if plan.step != self.step or plan.result is None:
+            raise ValueError(
+                f"cannot commit a plan for step {plan.step} (result: {plan.result is not None}) "
+                f"at step {self.step}"
+            )
+        self.targets = plan.result.targets
+        self.step += 1
 
     def state_dict(self) -> dict[str, Any]:
         return {

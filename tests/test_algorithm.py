@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradvac_ds.algorithm import (
-    NonFiniteGramError,
     cosine_matrix,
     draw_task_orders,
     solve,
     step_generator,
 )
+from gradvac_ds.errors import NonFiniteGramError
 from gradvac_ds.reference import dense_gradvac_groups
 
 
@@ -251,3 +251,41 @@ def test_cosine_matrix_marks_undefined_pairs():
     cos = cosine_matrix((g @ g.T).unsqueeze(0))[0]
     assert math.isclose(cos[0, 2].item(), 24 / 25, rel_tol=1e-12)
     assert cos[1].isnan().all() and cos[:, 1].isnan().all()
+
+
+def _two_task_gram(phi: float, norm_i: float = 1.0, norm_j: float = 2.0) -> torch.Tensor:
+    """Gram [1, 2, 2] of two gradients with norms norm_i, norm_j and cosine phi."""
+    off = phi * norm_i * norm_j
+    return torch.tensor([[[norm_i**2, off], [off, norm_j**2]]], dtype=torch.float64)
+
+
+def test_max_target_bounds_the_correction_where_targets_reach_one():
+    """Two tasks whose targets reached 1 (identical gradients with beta = 1): the next correction is
+    at most ||g_i|| (t / sqrt(1 - t^2) + 1) with t = max_target; without the bound (t -> 1) it is
+    hundreds of times the gradient."""
+    gram, targets = _two_task_gram(0.5), torch.ones(1, 2, 2, dtype=torch.float64)
+    orders, active = torch.tensor([[1], [0]]), torch.tensor([True, True])
+    norms = gram.diagonal(dim1=-2, dim2=-1).sqrt()[0]
+    for max_target in (0.999, 0.9):
+        result = solve(
+            gram, targets, mode="gradvac", beta=0.0, active=active, orders=orders, max_target=max_target
+        )
+        added = result.coefficient[0].abs() * norms.view(1, 2)  # ||coef_ij g_j||
+        bound = norms.view(2, 1) * (max_target / math.sqrt(1 - max_target**2) + 1)
+        assert bool(result.fired[0, 0, 1]) and bool((added <= bound).all())
+    loose = solve(gram, targets, mode="gradvac", beta=0.0, active=active, orders=orders, max_target=1 - 1e-6)
+    assert loose.coefficient[0, 0, 1] * norms[1] > 500 * norms[0]
+
+
+def test_max_target_leaves_the_papers_rule_exact_below_it():
+    gram = _two_task_gram(-0.3)
+    targets = torch.full((1, 2, 2), 0.6, dtype=torch.float64)
+    args = {
+        "mode": "gradvac",
+        "beta": 0.01,
+        "active": torch.tensor([True, True]),
+        "orders": torch.tensor([[1], [0]]),
+    }
+    bounded = solve(gram, targets, max_target=0.999, **args)
+    exact = solve(gram, targets, max_target=1 - 1e-12, **args)
+    assert torch.equal(bounded.weights, exact.weights) and torch.equal(bounded.targets, exact.targets)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from gradvac_ds.config import ConfigError, GradVacConfig
+from gradvac_ds.config import ConfigError, GradVacConfig, split_config
 
 
 def test_defaults_are_the_papers():
@@ -26,7 +26,8 @@ def test_round_trip_through_deepspeed_json(tmp_path):
     }
     path = tmp_path / "ds.json"
     path.write_text(json.dumps({"train_batch_size": 8, "gradvac": section}))
-    cfg = GradVacConfig.from_deepspeed_config(path)
+    ds_config, cfg = split_config(path)
+    assert ds_config == {"train_batch_size": 8}
     assert cfg.tasks == ("a", "b") and cfg.buffer_torch_dtype is torch.bfloat16
     assert GradVacConfig.from_dict(cfg.to_dict()) == cfg
 
@@ -57,4 +58,40 @@ def test_bad_fields_are_named(section, message):
 
 def test_missing_section():
     with pytest.raises(ConfigError, match='no "gradvac" section'):
-        GradVacConfig.from_deepspeed_config({"train_batch_size": 1})
+        split_config({"train_batch_size": 1})
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"beta": float("nan")}, r"gradvac.beta = nan must be a finite number"),
+        ({"beta": float("inf")}, r"gradvac.beta = inf must be a finite number"),
+        ({"max_target": 1.0}, r"gradvac.max_target = 1.0 must be in \(0, 1\)"),
+        ({"tasks": 3}, r"gradvac.tasks = 3 must be a list or a string"),
+        ({"tasks": ["a", 3]}, r"gradvac.tasks = \['a', 3\] must be a list or a string"),
+    ],
+)
+def test_non_finite_and_mistyped_fields_are_named(section, message):
+    with pytest.raises(ConfigError, match=message):
+        GradVacConfig.from_dict(section)
+
+
+@pytest.mark.parametrize(
+    ("ds_config", "message"),
+    [
+        ({"gradvac": None}, r'"gradvac" section is null'),
+        ({"gradvac": [1]}, r"gradvac must be a mapping"),
+        (
+            {"gradvac": {}, "gradient_accumulation_steps": 0},
+            r"gradient_accumulation_steps = 0 must be a positive",
+        ),
+        ({"gradvac": {}, "gradient_accumulation_steps": "8"}, r"gradient_accumulation_steps = '8'"),
+        (
+            {"gradvac": {}, "fp16": {"enabled": True}, "bf16": {"enabled": True}},
+            r"fp16.enabled and bf16.enabled are both true",
+        ),
+    ],
+)
+def test_deepspeed_fields_gradvac_relies_on_are_checked_early(ds_config, message):
+    with pytest.raises(ConfigError, match=message):
+        split_config(ds_config)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch.distributed as dist
 from megatron.core import parallel_state
 
+from gradvac_ds.config import divisors
+
 
 class MegatronMPU:
     """The ``mpu`` object for ``deepspeed.initialize(mpu=...)``.
@@ -53,7 +55,7 @@ def init_model_parallel(tensor_parallel_size: int = 1) -> None:
     if world % tensor_parallel_size:
         raise ValueError(
             f"tensor_parallel_size {tensor_parallel_size} must divide the world size {world}; "
-            f"allowed: {[d for d in range(1, world + 1) if world % d == 0]}"
+            f"allowed: {divisors(world)}"
         )
     if parallel_state.model_parallel_is_initialized():
         current = parallel_state.get_tensor_model_parallel_world_size()

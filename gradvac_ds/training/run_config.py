@@ -18,17 +18,24 @@ starts; errors name the field and the allowed values. ``gradient_accumulation_st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gradvac_ds.algorithm import Mode
-from gradvac_ds.config import ConfigError, GradVacConfig, dataclass_from_section
+from gradvac_ds.config import (
+    ConfigError,
+    FieldError,
+    check_choice,
+    check_positive,
+    check_range,
+    load_section,
+    split_config,
+)
 from gradvac_ds.training.data import DataConfig
-
-MODEL_KINDS = ("encdec", "decoder")
+from gradvac_ds.training.modeling.config import MODEL_KINDS
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -55,11 +62,6 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _merged(read_yaml(path.parent / base, (*seen, path)), values)
 
 
-def _positive(name: str, value: Any, kind: type = int) -> None:
-    if isinstance(value, bool) or not isinstance(value, kind | int) or value <= 0:
-        raise ConfigError(f"{name} = {value!r} must be a positive {kind.__name__}")
-
-
 @dataclass(frozen=True)
 class ModelSection:
     """Which architecture to build: a preset of ``models/`` (or a YAML path), its kind, TP size."""
@@ -69,9 +71,8 @@ class ModelSection:
     tensor_parallel: int = 1
 
     def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ConfigError(f"model.kind = {self.kind!r} is not allowed; choose one of {list(MODEL_KINDS)}")
-        _positive("model.tensor_parallel", self.tensor_parallel)
+        check_choice("kind", self.kind, MODEL_KINDS)
+        check_positive("tensor_parallel", self.tensor_parallel)
 
 
 @dataclass(frozen=True)
@@ -94,26 +95,19 @@ class TrainingSection:
     dist_timeout_minutes: float = 30.0
 
     def __post_init__(self) -> None:
-        _positive("training.steps", self.steps)
-        _positive("training.dist_timeout_minutes", self.dist_timeout_minutes, float)
-        _positive("training.lr", self.lr, float)
-        _positive("training.eval_interval", self.eval_interval)
-        _positive("training.checkpoint_interval", self.checkpoint_interval)
-        if (
-            isinstance(self.warmup_steps, bool)
-            or not isinstance(self.warmup_steps, int)
-            or self.warmup_steps < 0
-        ):
-            raise ConfigError(f"training.warmup_steps = {self.warmup_steps!r} must be an integer >= 0")
-        object.__setattr__(self, "betas", tuple(self.betas))
-        object.__setattr__(self, "modes", tuple(self.modes))
+        for name in ("steps", "dist_timeout_minutes", "lr", "eval_interval", "checkpoint_interval"):
+            check_positive(name, getattr(self, name))
+        check_range("warmup_steps", self.warmup_steps, 0)
+        check_range("weight_decay", self.weight_decay, 0.0)
+        for beta in self.betas:
+            check_range("betas", beta, 0.0, 1.0)
         allowed = [m.value for m in Mode]
         if (
             not self.modes
             or any(m not in allowed for m in self.modes)
             or len(set(self.modes)) != len(self.modes)
         ):
-            raise ConfigError(f"training.modes = {list(self.modes)!r}: give distinct modes from {allowed}")
+            raise FieldError("modes", list(self.modes), f"must list distinct modes from {allowed}")
 
 
 @dataclass(frozen=True)
@@ -128,7 +122,7 @@ class EvaluationSection:
 
     def __post_init__(self) -> None:
         for name in ("beam_size", "max_length", "max_sentences", "batch_tokens"):
-            _positive(f"evaluation.{name}", getattr(self, name))
+            check_positive(name, getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -136,36 +130,28 @@ class RunConfig:
     """A whole training run; see the module docstring."""
 
     run_dir: str
-    model: ModelSection
-    data: DataConfig
-    training: TrainingSection
-    evaluation: EvaluationSection
+    """Where checkpoints, logs and results go (required)."""
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     deepspeed: dict[str, Any] = field(default_factory=dict)
+    """A DeepSpeed config with its "gradvac" section."""
 
     def __post_init__(self) -> None:
+        if not self.run_dir.strip():
+            raise FieldError("run_dir", self.run_dir, "must name a directory")
         if "gradient_accumulation_steps" in self.deepspeed:
             raise ConfigError(
                 "deepspeed.gradient_accumulation_steps is derived from data.batching.micro_batches_per_step; "
                 "remove it from the deepspeed section"
             )
-        GradVacConfig.from_deepspeed_config(self.deepspeed)
+        split_config(self.deepspeed)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(allowed))
-        if unknown:
-            raise ConfigError(f"unknown top-level field(s) {unknown}; allowed fields are {allowed}")
-        if "run_dir" not in values:
-            raise ConfigError("run_dir is required (where checkpoints, logs and results go)")
-        return cls(
-            run_dir=str(values["run_dir"]),
-            model=dataclass_from_section(ModelSection, values.get("model"), "model"),
-            data=DataConfig.from_dict(values.get("data") or {}),
-            training=dataclass_from_section(TrainingSection, values.get("training"), "training"),
-            evaluation=dataclass_from_section(EvaluationSection, values.get("evaluation"), "evaluation"),
-            deepspeed=dict(values.get("deepspeed") or {}),
-        )
+        """Build and validate a whole run config (see :func:`gradvac_ds.config.load_section`)."""
+        return load_section(cls, values)
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -186,16 +186,17 @@ def train_mode(
         start = schedule.step
     similarity_log = None
     if _is_main():
-        metadata = {"mode": mode, "beta": engine.config.beta, "granularity": engine.config.granularity}
+        gv_config = engine.gradvac_config
+        metadata = {"mode": mode, "beta": gv_config.beta, "granularity": gv_config.granularity}
         similarity_log = SimilarityLog(
             mode_dir, engine.state.task_names, engine.grouping.group_names, metadata=metadata
         )
-        engine.add_step_callback(lambda o: o.result is not None and similarity_log.record(o.step, o.result))
+        engine.add_step_callback(lambda o: o.skipped or similarity_log.record(o.step, o.result))
     label = f"{mode} ({position})" if position else mode
     progress = _Progress(config.training.steps, start, label, dp_world)
     reporting = monitoring.monitor_enabled(engine)
     losses = monitoring.TrainLossMeter(bundle.tasks, _device(), groups.data_parallel)
-    loss_interval = engine.config.log_interval
+    loss_interval = engine.gradvac_config.log_interval
     history: list[dict[str, Any]] = []
     for step in range(start, config.training.steps):
         step_losses, tokens = defaultdict(float), 0

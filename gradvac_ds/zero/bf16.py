@@ -12,13 +12,14 @@ import torch
 from deepspeed import comm as dist
 from deepspeed.runtime.bf16_optimizer import BF16_Optimizer
 
+from gradvac_ds.comm import Comm
 from gradvac_ds.zero.base import BufferLayout, Fragment, GradientAdapter
 
 
 class BF16OptimizerAdapter(GradientAdapter):
     """Per-rank slices of ``BF16_Optimizer``'s full fp32 gradient buffers."""
 
-    def __init__(self, opt: BF16_Optimizer, names: dict[torch.nn.Parameter, str]) -> None:
+    def __init__(self, opt: BF16_Optimizer, names: dict[torch.nn.Parameter, str], comm: Comm) -> None:
         layouts = []
         for i, group in enumerate(opt.bf16_groups):
             size = opt.fp32_groups_gradient_flat_partition[i].numel()
@@ -32,6 +33,7 @@ class BF16OptimizerAdapter(GradientAdapter):
             layouts.append(BufferLayout(size, tuple(fragments)))
         super().__init__(layouts)
         self.opt = opt
+        self.comm = comm
 
     def read_into(self, index: int, out: torch.Tensor) -> None:
         out.copy_(self.opt.fp32_groups_gradient_flat_partition[index])
@@ -41,5 +43,7 @@ class BF16OptimizerAdapter(GradientAdapter):
 
     def write(self, index: int, flat: torch.Tensor) -> None:
         full = self.opt.fp32_groups_gradients_flat[index]
-        dist.all_gather_into_tensor(full, flat.to(full.dtype), group=self.opt.real_dp_process_group[index])
+        self.comm.all_gather_into_tensor(
+            full, flat.to(full.dtype), group=self.opt.real_dp_process_group[index]
+        )
         self.opt.fp32_groups_has_gradients[index] = [True] * len(self.opt.bf16_groups[index])

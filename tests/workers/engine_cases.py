@@ -22,9 +22,11 @@ from deepspeed.utils import safe_get_full_fp32_param
 from harness import run_cases
 from torch import nn
 
-import gradvac_ds.engine as gv_engine
 from gradvac_ds.algorithm import draw_task_orders, step_generator
-from gradvac_ds.engine import GradVacEngine, RankDivergenceError, TaskProtocolError, split_config
+from gradvac_ds.comm import Comm
+from gradvac_ds.config import split_config
+from gradvac_ds.engine import SIGNATURE_SLOTS, GradVacEngine
+from gradvac_ds.errors import RankDivergenceError, TaskProtocolError
 from gradvac_ds.grouping import group_parameters
 from gradvac_ds.reference import dense_gradvac_groups
 
@@ -33,6 +35,17 @@ MICRO_BATCHES_PER_STEP = 8  # = gradient_accumulation_steps
 BATCH, DIM = 4, 6
 LR, CLIP, BETA = 1e-2, 0.5, 0.5
 FULL = dict.fromkeys(TASKS, 2)
+# the cases that also run on 4 ranks (the 2-rank launch runs every case)
+FOUR_RANK_CASES = (
+    "s0_fp32",
+    "s1_fp32",
+    "s2_fp32",
+    "s2_fp32_cg1_oc1_rr",
+    "s3_fp32",
+    "s1_bf16_fp32acc",
+    "sum_s2",
+    "comm_s2",
+)
 # step -> {task: micro-batches}; sw-en is absent from step 1 (ja-en takes its micro-batches)
 SCHEDULE = [FULL, {"de-en": 2, "fr-en": 2, "ja-en": 4}, FULL, FULL]
 
@@ -101,7 +114,17 @@ def full_params(engine) -> dict[str, torch.Tensor]:
     return out
 
 
-def build(stage, precision, mode, extra_zero=None, seed=0, check=1, extra=None, gas=MICRO_BATCHES_PER_STEP):
+def build(
+    stage,
+    precision,
+    mode,
+    extra_zero=None,
+    seed=0,
+    check=1,
+    extra=None,
+    gas=MICRO_BATCHES_PER_STEP,
+    comm=None,
+):
     cfg = {**ds_config(stage, precision, mode, extra_zero or {}, seed, check), **(extra or {})}
     cfg["gradient_accumulation_steps"] = gas
     ds_cfg, gv_cfg = split_config(cfg)
@@ -109,12 +132,20 @@ def build(stage, precision, mode, extra_zero=None, seed=0, check=1, extra=None, 
     engine, *_ = deepspeed.initialize(
         model=model, optimizer=torch.optim.Adam(model.parameters(), lr=LR), config=ds_cfg
     )
-    return GradVacEngine(engine, gv_cfg), cfg
+    return GradVacEngine(engine, gv_cfg, comm=comm), cfg
 
 
 def run_steps(
-    gv: GradVacEngine, precision: str, steps: list[dict[str, int]], first_step: int = 0, poison=None
+    gv: GradVacEngine,
+    precision: str,
+    steps: list[dict[str, int]],
+    first_step: int = 0,
+    poison=None,
+    poison_rank: int | None = None,
+    poison_factor: float = float("inf"),
 ):
+    """Run ``steps``; ``poison = (step, task)`` multiplies that task's loss by ``poison_factor`` (on
+    ``poison_rank`` only, or on every rank)."""
     rank, dtype = dist.get_rank(), dtype_of(precision)
     outcomes = []
     for offset, tasks in enumerate(steps):
@@ -125,8 +156,8 @@ def run_steps(
                 for mb in range(micro_batches):
                     x, y = batch(step, t, rank, mb, dtype)
                     loss = gv(x, y)
-                    if poison == (step, name):
-                        loss = loss * float("inf")
+                    if poison == (step, name) and poison_rank in (None, rank):
+                        loss = loss * poison_factor
                     gv.backward(loss)
         outcomes.append(gv.step())
     return outcomes
@@ -192,7 +223,7 @@ def case_equivalence(stage, precision, mode="gradvac", extra_zero=None):
         "param_rel_err": rel_err(got, want),
         "target_abs_err": (gv.state.targets - want_targets).abs().max().item(),
         "fired": fired,
-        "skipped": gv.engine.skipped_steps,
+        "skipped": gv.ds_engine.skipped_steps,
         "moved": rel_err(got, {n: v.double() for n, v in init.items()}),
     }
 
@@ -218,33 +249,30 @@ def case_sum_vs_plain(stage, precision):
     return {"param_rel_err": rel_err(ours, {n: v.double() for n, v in theirs.items()})}
 
 
-class CountingComm:
-    """Forwards to deepspeed.comm and records the collectives the GradVac engine calls."""
+class CountingComm(Comm):
+    """The engine's collectives, each recorded as (name, bytes)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
 
-    def all_reduce(self, tensor, *args, **kwargs):
+    def all_reduce(self, tensor, op=dist.ReduceOp.SUM, group=None):
         self.calls.append(("all_reduce", tensor.numel() * tensor.element_size()))
-        return dist.all_reduce(tensor, *args, **kwargs)
+        super().all_reduce(tensor, op=op, group=group)
 
-    def __getattr__(self, name):
-        return getattr(dist, name)
+    def all_gather_into_tensor(self, output, tensor, group=None):
+        self.calls.append(("all_gather_into_tensor", output.numel() * output.element_size()))
+        super().all_gather_into_tensor(output, tensor, group=group)
 
 
 def case_communication(stage):
     counter = CountingComm()
-    gv_engine.dist = counter
-    try:
-        gv, _ = build(stage, "fp32", "gradvac", check=0)
-        run_steps(gv, "fp32", SCHEDULE)
-    finally:
-        gv_engine.dist = dist
+    gv, _ = build(stage, "fp32", "gradvac", check=0, comm=counter)
+    run_steps(gv, "fp32", SCHEDULE)
     num_groups = gv.grouping.num_groups
     return {
         "calls": counter.calls,
         "steps": len(SCHEDULE),
-        "expected_bytes": num_groups * len(TASKS) ** 2 * 8,
+        "expected_bytes": (num_groups * len(TASKS) ** 2 + SIGNATURE_SLOTS) * 8,
     }
 
 
@@ -276,9 +304,74 @@ def case_overflow(stage, precision):
     after = full_params(gv)
     return {
         "skipped_outcome": outcomes[0].skipped,
-        "ds_skipped_steps": gv.engine.skipped_steps,
+        "ds_skipped_steps": gv.ds_engine.skipped_steps,
         "params_changed": rel_err(after, {n: v.double() for n, v in before.items()}),
         "targets_changed": (gv.state.targets - targets).abs().max().item(),
+    }
+
+
+def case_nan_on_one_rank(stage, precision):
+    """One non-finite micro-batch on rank 1 only: the step is a no-op on every rank (no write-back,
+    no optimizer step, GradVac state unchanged), DeepSpeed counts it as skipped, and the next step
+    trains normally."""
+    gv, _ = build(stage, precision, "gradvac")
+    run_steps(gv, precision, SCHEDULE[:1])
+    before, targets, step = full_params(gv), gv.state.targets.clone(), gv.state.step
+    (outcome,) = run_steps(gv, precision, SCHEDULE[1:2], first_step=1, poison=(1, "fr-en"), poison_rank=1)
+    after, targets_after, step_after = full_params(gv), gv.state.targets.clone(), gv.state.step
+    (following,) = run_steps(gv, precision, SCHEDULE[2:3], first_step=2)
+    final = full_params(gv)
+    return {
+        "skip_reason": outcome.skip_reason,
+        "ds_skipped_steps": gv.ds_engine.skipped_steps,
+        "ds_global_steps": gv.ds_engine.global_steps,
+        "params_changed": rel_err(after, {n: v.double() for n, v in before.items()}),
+        "targets_changed": (targets_after - targets).abs().max().item(),
+        "state_step_unchanged": step_after == step,
+        "next_step_applied": not following.skipped,
+        "final_finite": all(bool(torch.isfinite(v).all()) for v in final.values()),
+        "moved_after": rel_err(final, {n: v.double() for n, v in after.items()}),
+    }
+
+
+def case_deepspeed_skips_huge_task():
+    """fp32 ZeRO-2, one task's loss x 1e30: the Gram is finite, but DeepSpeed finds the combined
+    gradient's norm non-finite and skips its step. GradVac must agree: no EMA move, no step count."""
+    gv, _ = build(2, "fp32", "gradvac")
+    run_steps(gv, "fp32", SCHEDULE[:1])
+    targets, step = gv.state.targets.clone(), gv.state.step
+    (outcome,) = run_steps(gv, "fp32", SCHEDULE[1:2], first_step=1, poison=(1, "fr-en"), poison_factor=1e30)
+    return {
+        "skip_reason": outcome.skip_reason,
+        "result_present": outcome.result is not None,
+        "ds_skipped_steps": gv.ds_engine.skipped_steps,
+        "targets_changed": (gv.state.targets - targets).abs().max().item(),
+        "state_step_unchanged": gv.state.step == step,
+    }
+
+
+def case_task_order_differs(discover: bool):
+    """Each rank runs the same tasks in a different order (per-rank sampling): DeepSpeed would
+    reduce one task with another; the engine refuses the step on every rank, naming the orders."""
+    extra = (
+        {"gradvac": {**ds_config(2, "fp32", "gradvac", {})["gradvac"], "tasks": "discover"}}
+        if discover
+        else None
+    )
+    gv, _ = build(2, "fp32", "gradvac", check=0, extra=extra)
+    before = full_params(gv)
+    order = {"de-en": 2, "fr-en": 2, "ja-en": 2, "sw-en": 2}
+    if dist.get_rank() == 1:
+        order = dict(reversed(list(order.items())))
+    try:
+        run_steps(gv, "fp32", [order])
+    except RankDivergenceError as err:
+        message = str(err)
+    else:
+        message = None
+    return {
+        "error": message,
+        "params_changed": rel_err(full_params(gv), {n: v.double() for n, v in before.items()}),
     }
 
 
@@ -298,7 +391,7 @@ def case_monitor():
     dist.broadcast_object_list(holder, src=0)
     monitor = {"csv_monitor": {"enabled": True, "output_path": holder[0], "job_name": "gv"}}
     gv, _ = build(2, "fp32", "gradvac", extra=monitor)
-    gv.config = type(gv.config)(**{**gv.config.to_dict(), "log_interval": 2})
+    gv.gradvac_config = type(gv.gradvac_config)(**{**gv.gradvac_config.to_dict(), "log_interval": 2})
     run_steps(gv, "fp32", SCHEDULE)
     files = sorted(str(p.relative_to(holder[0])) for p in Path(holder[0]).rglob("*.csv"))
     rows = {}
@@ -335,7 +428,7 @@ def case_protocol():
             gv.backward(gv(x, y))
     except TaskProtocolError as err:
         messages["too_few_backward"] = str(err)
-    gv.engine.optimizer.zero_grad()
+    gv.ds_engine.optimizer.zero_grad()
     for name in TASKS[:2]:
         with gv.task(name, micro_batches=1):
             gv.backward(gv(x, y))
@@ -379,23 +472,20 @@ def cases(world: int) -> dict:
         "resume_s3": lambda: case_resume(3, "fp32"),
         "overflow_s2_fp16": lambda: case_overflow(2, "fp16"),
         "overflow_s1_fp32": lambda: case_overflow(1, "fp32"),
+        "nan_one_rank_s0_fp32": lambda: case_nan_on_one_rank(0, "fp32"),
+        "nan_one_rank_s2_bf16": lambda: case_nan_on_one_rank(2, "bf16"),
+        "nan_one_rank_s3_fp32": lambda: case_nan_on_one_rank(3, "fp32"),
+        "nan_one_rank_s2_fp16": lambda: case_nan_on_one_rank(2, "fp16"),
+        "deepspeed_skip_s2_fp32": case_deepspeed_skips_huge_task,
+        "order_differs_discover": lambda: case_task_order_differs(True),
+        "order_differs_fixed": lambda: case_task_order_differs(False),
         "divergence": case_divergence,
         "protocol": case_protocol,
         "monitor": case_monitor,
         "buffer_rows": case_buffer_rows,
     }
     if world > 2:
-        keep = {
-            "s1_fp32",
-            "s2_fp32",
-            "s2_fp32_cg1_oc1_rr",
-            "s3_fp32",
-            "s0_fp32",
-            "s1_bf16_fp32acc",
-            "sum_s2",
-            "comm_s2",
-        }
-        out = {k: v for k, v in out.items() if k in keep}
+        out = {k: v for k, v in out.items() if k in FOUR_RANK_CASES}
     return out
 
 

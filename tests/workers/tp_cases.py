@@ -37,9 +37,12 @@ from deepspeed.utils import safe_get_full_fp32_param
 from harness import run_cases
 from megatron.core import parallel_state
 
-import gradvac_ds.engine as gv_engine
+import gradvac_ds
 from gradvac_ds.algorithm import draw_task_orders, step_generator
+from gradvac_ds.comm import Comm
+from gradvac_ds.engine import SIGNATURE_SLOTS
 from gradvac_ds.grouping import group_parameters
+from gradvac_ds.layout import ParallelLayout
 from gradvac_ds.reference import dense_gradvac_groups
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
 from gradvac_ds.training.modeling import build_model, is_tensor_parallel, padded_vocab_size
@@ -169,30 +172,40 @@ def compute_references(keys: list[tuple[str, str]], dp_world: int) -> dict:
     return out
 
 
-class GramRecorder:
-    """Forwards to deepspeed.comm; keeps a copy of every [L, K, K] tensor after its all-reduce."""
+class GramRecorder(Comm):
+    """The engine's collectives, keeping a copy of every summed Gram all-reduce (the packed
+    ``[L * K * K + SIGNATURE_SLOTS]`` tensor; :meth:`grams` unpacks them to [L, K, K])."""
 
     def __init__(self) -> None:
-        self.grams: list[torch.Tensor] = []
-        self.all_reduces = 0
+        self.packed: list[torch.Tensor] = []
 
-    def all_reduce(self, tensor, *args, **kwargs):
-        result = dist.all_reduce(tensor, *args, **kwargs)
-        if tensor.dim() == 3:
-            self.all_reduces += 1
-            self.grams.append(tensor.detach().cpu().clone())
-        return result
+    def all_reduce(self, tensor, op=dist.ReduceOp.SUM, group=None):
+        super().all_reduce(tensor, op=op, group=group)
+        if op == dist.ReduceOp.SUM:
+            self.packed.append(tensor.detach().cpu().clone())
 
-    def __getattr__(self, name):
-        return getattr(dist, name)
+    @property
+    def all_reduces(self) -> int:
+        return len(self.packed)
+
+    def grams(self, num_groups: int, num_tasks: int) -> list[torch.Tensor]:
+        return [t[:-SIGNATURE_SLOTS].view(num_groups, num_tasks, num_tasks) for t in self.packed]
+
+
+class IgnoreTensorParallelism(ParallelLayout):
+    """Negative control: every parameter counted as if each TP rank held a different shard, so the
+    replicated ones (LayerNorm) are summed T times."""
+
+    def is_sharded(self, param) -> bool:
+        return True
 
 
 def full_parameters(gv) -> dict[str, torch.Tensor]:
     """The whole TP=1-shaped model: fp32 masters at ZeRO-3, then TP shards along partition_dim."""
     tp_group = parallel_state.get_tensor_model_parallel_group()
-    stage3 = gv.engine.zero_optimization_stage() == 3
+    stage3 = gv.ds_engine.zero_optimization_stage() == 3
     out = {}
-    for name, p in gv.engine.module.named_parameters():
+    for name, p in gv.ds_engine.module.named_parameters():
         local = (safe_get_full_fp32_param(p) if stage3 else p).detach().float().contiguous()
         if is_tensor_parallel(p):
             shards = [torch.empty_like(local) for _ in range(dist.get_world_size(group=tp_group))]
@@ -207,14 +220,6 @@ def max_over_ranks(values: dict[str, float]) -> dict[str, float]:
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return dict(zip(keys, t.tolist(), strict=True))
-
-
-def ignore_tensor_parallelism(engine, layout, tp_size: int, dp_size: int):
-    """Negative control: Gram weights as if there were no TP (replicated fragments counted T times)."""
-    return ORIGINAL_SEGMENTS(engine, layout, 1, dp_size)
-
-
-ORIGINAL_SEGMENTS = gv_engine.GradVacEngine._segments
 
 
 def case(
@@ -238,33 +243,29 @@ def case(
         },
     }
     recorder = GramRecorder()
-    gv_engine.dist = recorder
-    if broken:
-        gv_engine.GradVacEngine._segments = ignore_tensor_parallelism
-    try:
-        gv, *_ = gv_engine.initialize(
-            config=config,
-            model=model,
-            optimizer=make_optimizer(optimizer, model.parameters()),
-            mpu=MegatronMPU(),
-        )
-        fired = 0
-        for step in range(STEPS):
-            for t, name in enumerate(TASKS):
-                with gv.task(name, micro_batches=MICRO_BATCHES):
-                    for mb in range(MICRO_BATCHES):
-                        gv.backward(gv(*batch(step, t, dp_rank, mb)))
-            fired += int(gv.step().result.fired.sum())
-    finally:
-        gv_engine.dist = dist
-        gv_engine.GradVacEngine._segments = ORIGINAL_SEGMENTS
+    layout_type = IgnoreTensorParallelism if broken else ParallelLayout
+    gv, *_ = gradvac_ds.initialize(
+        config=config,
+        model=model,
+        optimizer=make_optimizer(optimizer, model.parameters()),
+        mpu=MegatronMPU(),
+        layout=layout_type(tensor_parallel=parallel_state.get_tensor_model_parallel_group()),
+        comm=recorder,
+    )
+    fired = 0
+    for step in range(STEPS):
+        for t, name in enumerate(TASKS):
+            with gv.task(name, micro_batches=MICRO_BATCHES):
+                for mb in range(MICRO_BATCHES):
+                    gv.backward(gv(*batch(step, t, dp_rank, mb)))
+        fired += int(gv.step().result.fired.sum())
     got = full_parameters(gv)
     want, init = ref["params"], ref["init"]
     same_shapes = got.keys() == want.keys() and all(got[n].shape == want[n].shape for n in want)
     scale = max(w.abs().max().item() for w in want.values())
     diff = {n: (got[n] - want[n]).abs().max().item() for n in want} if same_shapes else {}
     worst = max(diff, key=diff.get) if diff else None
-    grams = torch.stack(recorder.grams)
+    grams = torch.stack(recorder.grams(gv.grouping.num_groups, len(TASKS)))
     # |G - G_ref| per group relative to the group's largest squared task-gradient norm: [steps, L]
     gram_errs = (grams - ref["grams"]).abs().amax(dim=(-2, -1)) / ref["grams"].diagonal(
         dim1=-2, dim2=-1
@@ -283,7 +284,7 @@ def case(
             "target_abs_err": (gv.state.targets - ref["targets"]).abs().max().item(),
         }
     )
-    params = list(gv.engine.module.parameters())
+    params = list(gv.ds_engine.module.parameters())
     return {
         **errors,
         "worst_param_rank0": worst,
@@ -302,7 +303,7 @@ def case(
         "fired": fired,
         "moved": max((want[n] - init[n]).abs().max().item() for n in want) / scale,
         "clipped_steps": sum(n > CLIP for n in ref["grad_norms"]),
-        "skipped": gv.engine.skipped_steps,
+        "skipped": gv.ds_engine.skipped_steps,
     }
 
 
@@ -341,7 +342,9 @@ def case_missing_mpu() -> dict:
         "gradvac": {"tasks": TASKS},
     }
     try:
-        gv_engine.initialize(config=config, model=model, optimizer=make_optimizer("adam", model.parameters()))
+        gradvac_ds.initialize(
+            config=config, model=model, optimizer=make_optimizer("adam", model.parameters())
+        )
     except RuntimeError as err:
         return {"error_message": str(err)}
     return {"error_message": None}

@@ -14,13 +14,11 @@ Example (YAML)::
 ``{split: file}``. Errors name the field (``data.direction``) and the allowed values.
 """
 
-import dataclasses
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gradvac_ds.config import load_section
 from gradvac_ds.training.data.corpus import FilterConfig
 from gradvac_ds.training.data.errors import DataConfigError
 from gradvac_ds.training.data.languages import check_language_code
@@ -98,49 +96,9 @@ class DataConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "DataConfig":
         """Build from a plain mapping (parsed JSON/YAML), rejecting unknown fields by name."""
-        return _build(cls, values, "data")
+        return load_section(cls, values, "data")
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise DataConfigError(f"{name}: {value!r} is not allowed; allowed values: {list(allowed)}")
-
-
-def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
-    if not isinstance(values, Mapping):
-        raise DataConfigError(f"{prefix}: expected a mapping, got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise DataConfigError(f"{prefix}: unknown field(s) {unknown}; allowed: {sorted(fields)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, f"{prefix}.{name}")
-        elif typing.get_origin(hint) is tuple:
-            if isinstance(value, str) or not isinstance(value, list | tuple):
-                raise DataConfigError(f"{prefix}.{name}: expected a list, got {value!r}")
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = _check_scalar(f"{prefix}.{name}", hint, value)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise DataConfigError(f"{prefix}: {exc}") from exc
-
-
-def _check_scalar(name: str, hint: Any, value: Any) -> Any:
-    """Reject a value of the wrong basic type (a bool for an int, a string for a number, ...)."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    accepted = tuple(typing.get_origin(o) or o for o in options)
-    if value is None and type(None) in accepted:
-        return value
-    if float in accepted and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, bool) and bool not in accepted:
-        raise DataConfigError(f"{name}: expected {hint}, got {value!r}")
-    if not isinstance(value, accepted):
-        raise DataConfigError(f"{name}: expected {hint}, got {value!r}")
-    return value

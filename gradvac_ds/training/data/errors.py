@@ -4,14 +4,16 @@ Every error message names where the problem is: a file and line, or a configurat
 its allowed values, so that a user can fix the input without reading the code.
 """
 
+from gradvac_ds.errors import ConfigError, GradVacError
 
-class DataError(ValueError):
+
+class DataError(GradVacError, ValueError):
     """Invalid corpus content or layout (names the file and, where one exists, the line)."""
 
 
-class DataConfigError(ValueError):
+class DataConfigError(ConfigError):
     """Invalid data configuration (names the field and the allowed values)."""
 
 
-class VocabularyError(RuntimeError):
+class VocabularyError(GradVacError, RuntimeError):
     """SentencePiece training or loading failed, with the reason in plain words."""

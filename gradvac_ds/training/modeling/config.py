@@ -12,7 +12,6 @@ and decoding only look at the first ``V`` logits.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from gradvac_ds.config import divisors, load_section
+from gradvac_ds.errors import ConfigError
 
 ModelKind = Literal["encdec", "decoder"]
 MODEL_KINDS: tuple[str, ...] = ("encdec", "decoder")
@@ -29,7 +31,7 @@ ACTIVATIONS: tuple[str, ...] = ("gelu", "relu")
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(ConfigError):
     """A model configuration value is invalid; the message names the field and its allowed values."""
 
 
@@ -77,28 +79,15 @@ class ModelConfig:
         return 0, self.decoder_only_layers
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig)}
-_REQUIRED = tuple(
-    n
-    for n, f in _FIELDS.items()
-    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-)
-
-
 def known_presets() -> list[str]:
     """Names of the presets shipped in ``models/`` (sorted)."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
 def config_from_mapping(values: Mapping[str, Any]) -> ModelConfig:
-    """Build a :class:`ModelConfig` from a mapping, rejecting unknown or missing keys."""
-    unknown = sorted(set(values) - set(_FIELDS))
-    if unknown:
-        raise ModelConfigError(f"unknown model config field(s) {unknown}; allowed: {sorted(_FIELDS)}")
-    missing = [n for n in _REQUIRED if n not in values]
-    if missing:
-        raise ModelConfigError(f"model config is missing required field(s) {missing}")
-    cfg = ModelConfig(**values)
+    """Build a :class:`ModelConfig` from a mapping (unknown, missing or mistyped keys are refused by
+    :func:`gradvac_ds.config.load_section`), then check its sizes."""
+    cfg = load_section(ModelConfig, values, "model config")
     validate_config(cfg)
     return cfg
 
@@ -177,13 +166,13 @@ def validate_config(cfg: ModelConfig) -> None:
     if cfg.hidden_size % cfg.num_attention_heads:
         raise ModelConfigError(
             f"model config field 'num_attention_heads' ({cfg.num_attention_heads}) must divide "
-            f"'hidden_size' ({cfg.hidden_size}); allowed: {_divisors(cfg.hidden_size)}"
+            f"'hidden_size' ({cfg.hidden_size}); allowed: {divisors(cfg.hidden_size)}"
         )
     if cfg.num_attention_heads % cfg.query_groups:
         raise ModelConfigError(
             f"model config field 'num_query_groups' ({cfg.query_groups}) must divide "
             f"'num_attention_heads' ({cfg.num_attention_heads}); allowed: "
-            f"{_divisors(cfg.num_attention_heads)}"
+            f"{divisors(cfg.num_attention_heads)}"
         )
 
 
@@ -201,7 +190,7 @@ def validate_build(cfg: ModelConfig, vocab_size: int, kind: str, tp_size: int) -
             "model config field 'num_query_groups' must equal 'num_attention_heads' for kind 'encdec' "
             "(megatron-core cross-attention has no grouped-query attention); use kind 'decoder' for GQA"
         )
-    allowed = _divisors(math.gcd(cfg.num_attention_heads, cfg.query_groups, cfg.ffn_hidden_size))
+    allowed = divisors(math.gcd(cfg.num_attention_heads, cfg.query_groups, cfg.ffn_hidden_size))
     for field, value in (
         ("num_attention_heads", cfg.num_attention_heads),
         ("num_query_groups", cfg.query_groups),
@@ -219,7 +208,3 @@ def padded_vocab_size(vocab_size: int, tp_size: int, divisible_by: int) -> int:
     ``divisible_by * tp_size`` (Megatron's ``make_vocab_size_divisible_by`` rule)."""
     multiple = divisible_by * tp_size
     return -(-vocab_size // multiple) * multiple
-
-
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]

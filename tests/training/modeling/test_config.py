@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from gradvac_ds.errors import ConfigError
 from gradvac_ds.training.modeling import (
     ModelConfigError,
     build_model,
@@ -33,10 +34,12 @@ def test_unknown_preset_lists_known() -> None:
 
 def test_unknown_and_missing_fields() -> None:
     values = dataclasses.asdict(load_preset("tiny"))
-    with pytest.raises(ModelConfigError, match=r"unknown model config field.*'hidden'"):
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['hidden'\] in model config"):
         resolve_config({**values, "hidden": 3})
+    with pytest.raises(ConfigError, match=r"model config.dropout = 'high' must be a number"):
+        resolve_config({**values, "dropout": "high"})
     del values["hidden_size"]
-    with pytest.raises(ModelConfigError, match=r"missing required field.*hidden_size"):
+    with pytest.raises(ConfigError, match=r"missing required field.*hidden_size"):
         resolve_config(values)
 
 
