@@ -248,7 +248,7 @@ def final_validation_loss(mode_dir: Path) -> dict[str, float]:
 
 
 def _seed_note(config: RunConfig) -> str:
-    gradvac_seed = GradVacConfig.from_deepspeed_config(config.deepspeed).seed
+    gradvac_seed = GradVacConfig.from_dict(config.deepspeed["gradvac"]).seed
     return f"seeds: data.seed={config.data.seed} (model init, batches), gradvac.seed={gradvac_seed}"
 
 
