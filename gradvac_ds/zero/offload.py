@@ -31,10 +31,10 @@ Parameter offload (``offload_param``) and NVMe optimizer offload are refused by
 from __future__ import annotations
 
 import torch
-from deepspeed import comm as dist
 from deepspeed.runtime.zero.stage_1_and_2 import INITIAL_MICRO_STEP_ID, DeepSpeedZeroOptimizer
 
 from gradvac_ds.zero.base import BufferLayout, Fragment, GradientAdapter
+from gradvac_ds.zero.stage3 import partition_fragments
 
 
 class Zero2OffloadAdapter(GradientAdapter):
@@ -94,13 +94,8 @@ class Zero3OffloadAdapter(GradientAdapter):
         self.sub_groups: list[tuple[int, int]] = []  # (start, numel) of each sub-group in the buffer
         for group in opt.fp16_groups:
             start = offset
-            for p in group:
-                pn = p.partition_numel()
-                first = dist.get_rank(group=p.ds_process_group) * pn
-                n = max(0, min(pn, p.ds_numel - first))
-                if n > 0:
-                    fragments.append(Fragment(names[p], p, first, offset, n))
-                offset += pn
+            group_fragments, offset = partition_fragments(group, names, offset)
+            fragments += group_fragments
             self.sub_groups.append((start, offset - start))
         super().__init__([BufferLayout(offset, tuple(fragments))])
         self.opt = opt

@@ -10,6 +10,7 @@ reads it in place, so GradVac combines straight into it.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 
 import torch
 from deepspeed import comm as dist
@@ -17,18 +18,27 @@ from deepspeed import comm as dist
 from gradvac_ds.zero.base import BufferLayout, Fragment, GradientAdapter
 
 
+def partition_fragments(
+    params: Iterable[torch.nn.Parameter], names: dict[torch.nn.Parameter, str], offset: int = 0
+) -> tuple[list[Fragment], int]:
+    """The fragments of ``params`` laid out from ``offset`` in a ZeRO-3 flat partition buffer
+    (``p.partition_numel()`` elements each), and the offset after them."""
+    fragments = []
+    for p in params:
+        pn = p.partition_numel()
+        start = dist.get_rank(group=p.ds_process_group) * pn
+        n = max(0, min(pn, p.ds_numel - start))
+        if n > 0:
+            fragments.append(Fragment(names[p], p, start, offset, n))
+        offset += pn
+    return fragments, offset
+
+
 class Zero3Adapter(GradientAdapter):
     """The flat gradient partition buffer of ZeRO-3."""
 
     def __init__(self, opt, names: dict[torch.nn.Parameter, str]) -> None:
-        fragments, offset = [], 0
-        for p in itertools.chain.from_iterable(opt.fp16_groups):
-            pn = p.partition_numel()
-            start = dist.get_rank(group=p.ds_process_group) * pn
-            n = max(0, min(pn, p.ds_numel - start))
-            if n > 0:
-                fragments.append(Fragment(names[p], p, start, offset, n))
-            offset += pn
+        fragments, offset = partition_fragments(itertools.chain.from_iterable(opt.fp16_groups), names)
         super().__init__([BufferLayout(offset, tuple(fragments))])
         self.opt = opt
 
