@@ -27,6 +27,8 @@ for path in "$BIBLE/en.txt" "$DISTANCES" "$LANGUAGES"; do
   [ -f "$path" ] || { echo "evidence.sh: $path not found (set BIBLE=<dir with en.txt ...>)" >&2; exit 2; }
 done
 echo "evidence.sh: $CONFIG -> $RUN_DIR ($EXPECTED)"
+# SentencePiece and the indexed datasets once (reused when the data section is unchanged)
+gradvac-prepare --config "$CONFIG" --set "data.path=$BIBLE"
 deepspeed --num_gpus "${NUM_PROCS:-2}" launch/train.py --config "$CONFIG" \
   --set "data.path=$BIBLE" --resume "$@"
 python -m gradvac_ds.analysis.compare "$RUN_DIR" --out "$RUN_DIR/compare" \
