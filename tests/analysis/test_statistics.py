@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gradvac_ds.analysis.statistics import (
+    block_length,
     interval_dict,
     mantel_test,
     partial_mantel_test,
@@ -120,3 +121,42 @@ def test_partial_mantel_separates_overlap_from_distance():
     driven_by_distance = -distance + _symmetric_noise(rng, 12, 0.1)
     partial = partial_mantel_test(driven_by_distance, distance, unrelated_overlap, 999)
     assert partial.rho < -0.7 and partial.p_value < 0.01
+
+
+def test_block_length_grows_as_the_cube_root():
+    assert [block_length(n) for n in (1, 7, 20, 27, 1000)] == [1, 2, 3, 3, 10]
+
+
+def test_block_one_is_the_iid_bootstrap_and_none_picks_the_cube_root_rule():
+    items = [list(np.random.default_rng(3).normal(size=27))]
+    iid = two_level_bootstrap(items, _mean_of, 200, seed=4)
+    one = two_level_bootstrap(items, _mean_of, 200, seed=4, block=1)
+    auto = two_level_bootstrap(items, _mean_of, 200, seed=4, block=None)
+    three = two_level_bootstrap(items, _mean_of, 200, seed=4, block=3)
+    assert (iid.low, iid.high) == (one.low, one.high)
+    assert (auto.low, auto.high) == (three.low, three.high)
+    assert (auto.low, auto.high) != (iid.low, iid.high)
+
+
+def test_blocks_widen_the_interval_of_an_autocorrelated_series():
+    # an AR(1) series with phi = 0.9: the variance of its mean is ~(1 + phi) / (1 - phi) = 19 times
+    # the iid formula, so the iid bootstrap is far too narrow and blocks recover much of the width
+    rng = np.random.default_rng(5)
+    series = np.zeros(400)
+    for t in range(1, 400):
+        series[t] = 0.9 * series[t - 1] + rng.normal()
+    iid = two_level_bootstrap([list(series)], _mean_of, 500, block=1)
+    blocked = two_level_bootstrap([list(series)], _mean_of, 500, block=20)
+    assert (blocked.high - blocked.low) > 2.5 * (iid.high - iid.low)
+
+
+def test_blocks_keep_iid_data_intervals_about_the_same():
+    items = [list(np.random.default_rng(6).normal(size=400))]
+    iid = two_level_bootstrap(items, _mean_of, 500, block=1)
+    blocked = two_level_bootstrap(items, _mean_of, 500, block=7)
+    assert 0.7 < (blocked.high - blocked.low) / (iid.high - iid.low) < 1.4
+
+
+def test_bootstrap_rejects_non_positive_blocks():
+    with pytest.raises(ValueError, match="block"):
+        two_level_bootstrap([[1.0, 2.0]], _mean_of, block=0)

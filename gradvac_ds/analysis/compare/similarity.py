@@ -53,7 +53,8 @@ def format_similarity(similarity: dict[str, Any]) -> str:
         lines += [
             "",
             f"gradient similarity vs language distance ({result['distance_column']}), {mode}: "
-            f"{result['seeds']} seed(s), {sum(result['windows'])} windows; {level:.0%} bootstrap intervals",
+            f"{result['seeds']} seed(s), {sum(result['windows'])} windows; {level:.0%} bootstrap intervals "
+            f"(seeds, then blocks of {'/'.join(map(str, result['block_windows']))} consecutive windows)",
         ]
         width = max(len(name) for name in measures) + 2
         lines += [f"  {name:<{width}}{_interval(measures[name])}" for name in _HEADLINE if name in measures]

@@ -21,7 +21,9 @@ Measures of one merged window (count-weighted over the drawn windows; :func:`mea
   ``rho_overlap`` = Spearman(similarity, overlap); ``partial_rho`` = partial Spearman of similarity
   and distance given overlap.
 
-Intervals: :func:`~gradvac_ds.analysis.statistics.two_level_bootstrap` over seeds and windows.
+Intervals: :func:`~gradvac_ds.analysis.statistics.two_level_bootstrap` over seeds and, inside a
+seed, over circular blocks of consecutive windows (``block``; default round(W^(1/3)) windows, since
+neighbouring windows of one run share its training state and are correlated).
 Mantel tests (unit relabelings) on the point estimate: similarity vs distance, vs overlap, and the
 partial test of similarity vs distance given overlap.
 """
@@ -46,6 +48,7 @@ from gradvac_ds.analysis.report.units import (
     unit_similarity,
 )
 from gradvac_ds.analysis.statistics import (
+    block_length,
     interval_dict,
     mantel_test,
     partial_mantel_test,
@@ -207,6 +210,7 @@ def similarity_intervals(
     level: float = 0.95,
     alpha: float = 0.05,
     seed: int = 0,
+    block: int | None = None,
 ) -> dict[str, Any]:
     """Bootstrap intervals of every measure and the Mantel tests (see the module docstring)."""
     if not logs:
@@ -230,7 +234,7 @@ def similarity_intervals(
         values = measures(sums[chosen].sum(0), counts[chosen].sum(0))
         return np.array([values[name] for name in names])
 
-    interval = two_level_bootstrap(groups, statistic, resamples, level, seed)
+    interval = two_level_bootstrap(groups, statistic, resamples, level, seed, block)
     estimates = {name: interval_dict(interval, k) for k, name in enumerate(names)}
     sim = unit_similarity(*group_mean(*_merged(sums, counts)), measures.mapping)
     tests = {"similarity_vs_distance": vars(mantel_test(sim, measures.distance, permutations, seed=seed))}
@@ -251,6 +255,7 @@ def similarity_intervals(
         "units": measures.mapping.units,
         "distance_column": distance.column,
         "resamples": resamples,
+        "block_windows": [min(block or block_length(len(log.windows)), len(log.windows)) for log in logs],
         "level": level,
         "alpha": alpha,
         "measures": estimates,
