@@ -128,17 +128,24 @@ class TrainingSection:
 
 @dataclass(frozen=True)
 class EvaluationSection:
-    """Decoding of the test split and sacreBLEU scoring."""
+    """Decoding of the test split and sacreBLEU scoring; validation loss on the dev split.
+
+    ``max_sentences``: the first test examples decoded per task; ``max_valid_sentences``: the first
+    dev examples of each task in the validation loss (None: all of them).
+    """
 
     beam_size: int = 1
     max_length: int = 64
     length_penalty: float = 1.0
     max_sentences: int = 500
+    max_valid_sentences: int | None = None
     batch_tokens: int = 4096
 
     def __post_init__(self) -> None:
         for name in ("beam_size", "max_length", "max_sentences", "batch_tokens"):
             check_positive(name, getattr(self, name))
+        if self.max_valid_sentences is not None:
+            check_positive("max_valid_sentences", self.max_valid_sentences)
 
 
 @dataclass(frozen=True)

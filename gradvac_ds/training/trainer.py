@@ -87,14 +87,18 @@ def _is_main() -> bool:
 
 @torch.no_grad()
 def validation_losses(model: torch.nn.Module, data: PreparedData, config: RunConfig) -> dict[str, float]:
-    """Token-weighted validation loss per task (label smoothing included for translation)."""
+    """Token-weighted validation loss per task (label smoothing included for translation) over the
+    first ``evaluation.max_valid_sentences`` dev examples of each task (all when None)."""
     was_training = model.training
     model.eval()
     losses = {}
     for task, evalset in monitoring.progress(data.valid.items(), "validation", len(data.valid)):
         total, tokens = 0.0, 0
         for batch in iter_eval_batches(
-            evalset, config.evaluation.batch_tokens, config.data.batching.max_sentences
+            evalset,
+            config.evaluation.batch_tokens,
+            config.data.batching.max_sentences,
+            limit=config.evaluation.max_valid_sentences,
         ):
             batch = batch.to(_device())
             total += float(model(*batch.inputs)) * batch.num_tgt_tokens

@@ -44,6 +44,7 @@ def test_demo_config_loads_and_derives_the_deepspeed_config():
         ),
         (("training", "epochs"), 3, r"unknown field\(s\) \['epochs'\] in training"),
         (("evaluation", "beam_size"), 0, r"evaluation.beam_size"),
+        (("evaluation", "max_valid_sentences"), 0, r"evaluation.max_valid_sentences = 0 must be a positive"),
         (
             ("deepspeed", "gradient_accumulation_steps"),
             4,
