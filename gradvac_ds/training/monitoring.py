@@ -13,11 +13,13 @@ logs its learning rate against (``Train/Samples/lr``); GradVac's cosines and fir
 
 Each mode writes into its own monitor folder: :func:`per_mode_monitors` points TensorBoard and the
 CSV monitor at ``<output_path or run_dir/monitor>/<job_name>/<mode>``, so TensorBoard shows the
-modes of a run as runs side by side.
+modes of a run as runs side by side. A resumed mode continues its CSV files without the rows of
+the steps it redoes (:func:`resume_csv_monitor`).
 """
 
 from __future__ import annotations
 
+import csv
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -64,6 +66,32 @@ def monitor_enabled(engine: Any) -> bool:
     """Whether the engine's DeepSpeed monitor writes anywhere (the same answer on every rank)."""
     monitor = getattr(engine, "monitor", None)
     return bool(monitor is not None and monitor.enabled)
+
+
+def resume_csv_monitor(engine: Any, resumed_x: int) -> None:
+    """Continue the CSV files of ``engine``'s CSV monitor (rank 0) at a resume from ``resumed_x``.
+
+    The interrupted run wrote rows after its last checkpoint, at x > ``resumed_x``; the resumed run
+    writes those steps again, so such rows are dropped, and so are ``Test_*`` rows at x >=
+    ``resumed_x`` (test scores are written once, after the last step, and a resumed finished mode
+    scores again). DeepSpeed's monitor writes a file's header row at its first event in a process;
+    the kept files are registered with it, so the header is not written again mid-file.
+    """
+    monitor = getattr(getattr(engine, "monitor", None), "csv_monitor", None)
+    if monitor is None or not monitor.enabled or monitor.log_dir is None:
+        return
+    for path in sorted(Path(monitor.log_dir).glob("*.csv")):
+        with path.open(newline="") as handle:
+            lines = list(csv.reader(handle))
+        if not lines:
+            continue
+        header, *rows = lines
+        last = resumed_x - 1 if path.stem.startswith("Test_") else resumed_x
+        kept = [row for row in rows if row and row[0] != "step" and int(float(row[0])) <= last]
+        with path.open("w", newline="") as handle:
+            csv.writer(handle).writerows([header, *kept])
+        if path.stem not in monitor.filenames:
+            monitor.filenames.append(path.stem)
 
 
 class TrainLossMeter:

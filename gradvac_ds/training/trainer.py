@@ -228,6 +228,7 @@ def train_mode(
     if resume and (loaded := checkpointing.load(engine, ckpt_dir)) is not None:
         schedule.load_state_dict(loaded[1])
         start = schedule.step
+        monitoring.resume_csv_monitor(engine, engine.global_samples)
     similarity_log = None
     if _is_main():
         gv_config = engine.gradvac_config

@@ -189,3 +189,44 @@ def test_single_process_run_reports_everything_on_one_axis(tmp_path: Path) -> No
         assert _rows(monitor / "Valid_Samples_loss_mean.csv")[-1][1] == pytest.approx(
             sum(final.values()) / len(final)
         )
+
+
+def _train_single_process(overrides: list[str], *extra: str) -> str:
+    cmd = [sys.executable, "launch/train.py", "--config", "configs/demo.yaml"]
+    cmd += [arg for item in overrides for arg in ("--set", item)]
+    launcher = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in launcher}
+    env.update(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    prepare_run(cmd[2:], REPO)
+    proc = subprocess.run([*cmd, *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    return log
+
+
+def test_a_resumed_run_continues_its_csv_files_without_repeated_rows(tmp_path: Path) -> None:
+    """Train 4 steps (checkpoints at 2 and 4), then make step 2 the latest checkpoint, as if the run
+    had died after writing steps 3 and 4 to the monitor, and resume: every series keeps one row per
+    x and one header, and the test scores appear once."""
+    run_dir = tmp_path / "run"
+    overrides = [
+        "training.steps=4", "training.checkpoint_interval=2", "training.eval_interval=2",
+        "training.modes=[gradvac]", "data.synthetic.train_sentences=240",
+        "data.synthetic.valid_sentences=8", "data.synthetic.test_sentences=8",
+        "data.batching.max_sentences=16", "evaluation.max_sentences=8", "evaluation.max_length=12",
+        "deepspeed.gradvac.log_interval=1", f"run_dir={run_dir}",
+    ]  # fmt: skip
+    _train_single_process(overrides)
+    monitor, checkpoints = run_dir / "monitor" / "gradvac", run_dir / "gradvac" / "checkpoints"
+    before = {path.name: _rows(path) for path in monitor.glob("*.csv")}
+    (checkpoints / "latest").write_text("step2")
+    log = _train_single_process(overrides, "--resume")
+    assert "checkpoint step4: done in" in log
+    after = {path.name: _rows(path) for path in monitor.glob("*.csv")}
+    assert after.keys() == before.keys()
+    for name, rows in after.items():
+        xs = [x for x, _ in rows]
+        assert xs == sorted(set(xs)), (name, xs)
+        assert xs == [x for x, _ in before[name]], name
+    lr = [x for x, _ in after["Train_Samples_lr.csv"]]
+    assert len(lr) == 4 and len(after["Test_Samples_bleu_average.csv"]) == 1
