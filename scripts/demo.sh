@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 . .venv/bin/activate
+. scripts/forward_signals.sh
 export DS_ACCELERATOR=${DS_ACCELERATOR:-cpu} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 CONFIG=${CONFIG:-configs/demo.yaml}
 SETS=()
@@ -32,7 +33,7 @@ case " $* " in
   *" --resume "*) ;;
   *) set -- --overwrite "$@" ;;  # the demo starts again from scratch unless told to resume
 esac
-deepspeed --num_gpus "${NUM_PROCS:-2}" launch/train.py --config "$CONFIG" "$@"
+run_forwarding_signals deepspeed --num_gpus "${NUM_PROCS:-2}" launch/train.py --config "$CONFIG" "$@"
 if [ -f "$RUN_DIR/families.csv" ]; then
   gradvac-analyze "$RUN_DIR/gradvac" --families "$RUN_DIR/families.csv"
 else

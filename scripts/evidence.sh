@@ -16,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 . .venv/bin/activate
+. scripts/forward_signals.sh
 export DS_ACCELERATOR=${DS_ACCELERATOR:-cpu} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 CONFIG=${CONFIG:-configs/evidence_bible.yaml}
 BIBLE=${BIBLE:-../shared/eval-data/bible}
@@ -29,7 +30,7 @@ done
 echo "evidence.sh: $CONFIG -> $RUN_DIR ($EXPECTED)"
 # SentencePiece and the indexed datasets once (reused when the data section is unchanged)
 gradvac-prepare --config "$CONFIG" --set "data.path=$BIBLE"
-deepspeed --num_gpus "${NUM_PROCS:-2}" launch/train.py --config "$CONFIG" \
+run_forwarding_signals deepspeed --num_gpus "${NUM_PROCS:-2}" launch/train.py --config "$CONFIG" \
   --set "data.path=$BIBLE" --resume "$@"
 python -m gradvac_ds.analysis.compare "$RUN_DIR" --out "$RUN_DIR/compare" \
   --distances "$DISTANCES" --distance-column glottolog_tree
