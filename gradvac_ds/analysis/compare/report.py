@@ -3,7 +3,9 @@
 Scores: corpus BLEU and chrF of each (seed, mode, pair), then mean and sample standard deviation
 (ddof 1) over the S seeds, per pair and for the average over pairs. Comparisons: every mode against
 the baseline (default ``sum`` when present, else the first mode), per pair and for all pairs
-concatenated, with the pooled sacreBLEU tests and the verdict rules of :mod:`.significance`.
+concatenated, with the pooled sacreBLEU tests and the verdict rules of :mod:`.significance`, and a
+Student-t interval over seeds of each difference (:func:`seed_interval`; the average over pairs is
+the headline: does the mode beat the baseline beyond seed-to-seed variation).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from sacrebleu.metrics import BLEU, CHRF
+from scipy.stats import t as student_t
 
 from gradvac_ds.analysis.compare.plots import plot_scores
 from gradvac_ds.analysis.compare.runs import RunSet, load_runs
@@ -38,6 +41,19 @@ def _spread(values: Sequence[float]) -> dict[str, Any]:
     """Mean and sample standard deviation (None for one value) of the per-seed values."""
     array = np.asarray(values, dtype=np.float64)
     return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if len(array) > 1 else None}
+
+
+def seed_interval(deltas: Sequence[float], level: float = 0.95) -> dict[str, Any]:
+    """Student-t interval of the mean per-seed difference: mean ± t_{S-1} · sd / √S over the S
+    seeds (seeds are the independent replicates of a run; low/high None with one seed), and the
+    finding it gives: ``better`` (interval above 0), ``worse`` (below 0), else ``not significant``."""
+    spread = _spread(deltas)
+    if spread["sd"] is None:
+        return {**spread, "low": None, "high": None, "level": level, "finding": NOT_SIGNIFICANT}
+    half = float(student_t.ppf((1 + level) / 2, len(deltas) - 1)) * spread["sd"] / np.sqrt(len(deltas))
+    low, high = spread["mean"] - half, spread["mean"] + half
+    finding = BETTER if low > 0 else WORSE if high < 0 else NOT_SIGNIFICANT
+    return {**spread, "low": low, "high": high, "level": level, "finding": finding}
 
 
 def seed_scores(runs: RunSet, tokenize: str) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
@@ -94,7 +110,7 @@ def compare_modes(
                 out[mode][pair][metric] = {
                     **vars(result),
                     "seed_deltas": dict(zip(runs.seeds, deltas, strict=True)),
-                    "seed_delta": _spread(deltas),
+                    "seed_delta": seed_interval(deltas, 1 - alpha),
                     "verdict": judged.outcome,
                     "reason": judged.reason,
                 }
@@ -151,6 +167,13 @@ def format_report(results: dict[str, Any]) -> str:
                 lines.append(
                     f"{label:<{width + 2}}{row['delta']:+8.2f} {row['p_bootstrap']:8.4f} "
                     f"{row['p_randomisation']:8.4f}  {row['verdict']}"
+                )
+            average = by_pair[ALL_PAIRS][metric]["seed_delta"]
+            if average["low"] is not None:
+                lines.append(
+                    f"average {metric} difference over seeds: {average['mean']:+.2f}, "
+                    f"{average['level']:.0%} t interval [{average['low']:+.2f}, {average['high']:+.2f}]: "
+                    f"{mode} vs {baseline}: {average['finding']}"
                 )
             counts = results["summary"][mode][metric]
             lines.append(

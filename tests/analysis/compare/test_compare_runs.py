@@ -12,6 +12,7 @@ from synthetic_logs import ACROSS, FAMILIES, GROUPS, WITHIN, planted_cosine
 
 from gradvac_ds.analysis.compare import compare_runs
 from gradvac_ds.analysis.compare.__main__ import main
+from gradvac_ds.analysis.compare.report import seed_interval
 from gradvac_ds.analysis.log import SimilarityLog
 
 PAIRS = {"aa-en": references(150, 1), "ab-en": references(150, 2), "ba-en": references(150, 3)}
@@ -101,3 +102,24 @@ def test_command_errors_name_the_problem(run_dir, tmp_path, capsys):
     assert main([str(broken), "--out", str(tmp_path / "y")]) == 2
     assert "aa-en.ref differs from the references" in capsys.readouterr().err
     assert main([str(run_dir), "--trials", "0"]) == 2
+
+
+def test_seed_interval_is_the_student_t_interval_of_the_mean_difference():
+    wide = seed_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, t_{0.975, 2} = 4.3027
+    assert wide["low"] == pytest.approx(2 - 4.3027 / np.sqrt(3), abs=1e-4)
+    assert wide["high"] == pytest.approx(2 + 4.3027 / np.sqrt(3), abs=1e-4)
+    assert wide["finding"] == "not significant"
+    assert seed_interval([1.0, 1.1, 0.9])["finding"] == "better"
+    assert seed_interval([-1.0, -1.1, -0.9])["finding"] == "worse"
+    assert seed_interval([0.0, 0.0, 0.0])["finding"] == "not significant"
+    single = seed_interval([5.0])
+    assert single["low"] is None and single["finding"] == "not significant"
+    assert seed_interval([1.0, 2.0, 3.0], level=0.5)["high"] < wide["high"]
+
+
+def test_the_report_states_the_average_difference_with_its_interval(run_dir, tmp_path):
+    results = compare_runs([run_dir], tmp_path / "out", **FAST)
+    average = results["comparisons"]["gradvac"]["all"]["BLEU"]["seed_delta"]
+    assert average["low"] <= average["mean"] <= average["high"]
+    text = (tmp_path / "out" / "compare.txt").read_text()
+    assert f"average BLEU difference over seeds: {average['mean']:+.2f}, 95% t interval" in text
