@@ -135,25 +135,35 @@ def _rows(path: Path) -> list[tuple[int, float]]:
         return [(int(x), float(v)) for x, v in list(csv.reader(handle))[1:]]
 
 
-def test_single_process_run_reports_everything_on_one_axis(tmp_path: Path) -> None:
-    """``python launch/train.py`` with no launcher variables: two modes of 4 steps, CSV monitor."""
-    run_dir = tmp_path / "run"
-    overrides = [
-        "training.steps=4", "training.checkpoint_interval=4", "training.eval_interval=2",
-        "training.modes=[sum,gradvac]", "data.synthetic.train_sentences=240",
+def _four_steps(run_dir: Path, checkpoint_interval: int, modes: str, log_interval: int) -> list[str]:
+    """Overrides of configs/demo.yaml for a 4-step run on a small corpus (validation every 2 steps)."""
+    return [
+        "training.steps=4", f"training.checkpoint_interval={checkpoint_interval}",
+        "training.eval_interval=2", f"training.modes={modes}", "data.synthetic.train_sentences=240",
         "data.synthetic.valid_sentences=8", "data.synthetic.test_sentences=8",
         "data.batching.max_sentences=16", "evaluation.max_sentences=8", "evaluation.max_length=12",
-        "deepspeed.gradvac.log_interval=2", f"run_dir={run_dir}",
+        f"deepspeed.gradvac.log_interval={log_interval}", f"run_dir={run_dir}",
     ]  # fmt: skip
+
+def _train_single_process(overrides: list[str], *extra: str) -> str:
+    """``python launch/train.py`` on configs/demo.yaml with no launcher variables; returns its log."""
     cmd = [sys.executable, "launch/train.py", "--config", "configs/demo.yaml"]
     cmd += [arg for item in overrides for arg in ("--set", item)]
     launcher = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
     env = {k: v for k, v in os.environ.items() if k not in launcher}
     env.update(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     prepare_run(cmd[2:], REPO)  # training reads only prepared data
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([*cmd, *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
+    return log
+
+
+def test_single_process_run_reports_everything_on_one_axis(tmp_path: Path) -> None:
+    """``python launch/train.py`` with no launcher variables: two modes of 4 steps, CSV monitor."""
+    run_dir = tmp_path / "run"
+    overrides = _four_steps(run_dir, checkpoint_interval=4, modes="[sum,gradvac]", log_interval=2)
+    log = _train_single_process(overrides)
     assert "one process, rank 0 of 1" in log and "mode 2 of 2" in log
     assert "checkpoint step4: done in" in log
 
@@ -191,31 +201,12 @@ def test_single_process_run_reports_everything_on_one_axis(tmp_path: Path) -> No
         )
 
 
-def _train_single_process(overrides: list[str], *extra: str) -> str:
-    cmd = [sys.executable, "launch/train.py", "--config", "configs/demo.yaml"]
-    cmd += [arg for item in overrides for arg in ("--set", item)]
-    launcher = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-    env = {k: v for k, v in os.environ.items() if k not in launcher}
-    env.update(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    prepare_run(cmd[2:], REPO)
-    proc = subprocess.run([*cmd, *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-5000:]
-    return log
-
-
 def test_a_resumed_run_continues_its_csv_files_without_repeated_rows(tmp_path: Path) -> None:
     """Train 4 steps (checkpoints at 2 and 4), then make step 2 the latest checkpoint, as if the run
     had died after writing steps 3 and 4 to the monitor, and resume: every series keeps one row per
     x and one header, and the test scores appear once."""
     run_dir = tmp_path / "run"
-    overrides = [
-        "training.steps=4", "training.checkpoint_interval=2", "training.eval_interval=2",
-        "training.modes=[gradvac]", "data.synthetic.train_sentences=240",
-        "data.synthetic.valid_sentences=8", "data.synthetic.test_sentences=8",
-        "data.batching.max_sentences=16", "evaluation.max_sentences=8", "evaluation.max_length=12",
-        "deepspeed.gradvac.log_interval=1", f"run_dir={run_dir}",
-    ]  # fmt: skip
+    overrides = _four_steps(run_dir, checkpoint_interval=2, modes="[gradvac]", log_interval=1)
     _train_single_process(overrides)
     monitor, checkpoints = run_dir / "monitor" / "gradvac", run_dir / "gradvac" / "checkpoints"
     before = {path.name: _rows(path) for path in monitor.glob("*.csv")}
