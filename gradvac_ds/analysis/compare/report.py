@@ -5,12 +5,15 @@ Scores: corpus BLEU and chrF of each (seed, mode, pair), then mean and sample st
 the baseline (default ``sum`` when present, else the first mode), per pair and for all pairs
 concatenated, with the pooled sacreBLEU tests and the verdict rules of :mod:`.significance`, and a
 Student-t interval over seeds of each difference (:func:`seed_interval`; the average over pairs is
-the headline: does the mode beat the baseline beyond seed-to-seed variation).
+the headline: does the mode beat the baseline beyond seed-to-seed variation). When every run
+folder holds the trainer's ``validation.json``, the final validation losses are compared the same
+way over seeds (:func:`compare_validation`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -117,6 +120,72 @@ def compare_modes(
     return out
 
 
+VALIDATION_FILE = "validation.json"
+"""The trainer's validation history in each mode folder: a list of {"step", "valid_loss": {pair: loss}}."""
+
+
+def validation_losses(runs: RunSet) -> dict[str, dict[str, dict[str, float]]] | None:
+    """``[mode][pair][seed]`` final validation loss (pair ``all`` = the mean over pairs), or None when
+    a (seed, mode) folder has no validation history or the last ones disagree on step or pairs."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    steps = set()
+    for mode in runs.modes:
+        table: dict[str, dict[str, float]] = {}
+        for seed in runs.seeds:
+            path = runs.folders[seed] / mode / VALIDATION_FILE
+            if not path.is_file():
+                return None
+            last = json.loads(path.read_text())[-1]
+            steps.add(last["step"])
+            if sorted(last["valid_loss"]) != sorted(runs.pairs):
+                return None
+            for pair, loss in last["valid_loss"].items():
+                table.setdefault(pair, {})[seed] = float(loss)
+            table.setdefault(ALL_PAIRS, {})[seed] = float(np.mean(list(last["valid_loss"].values())))
+        out[mode] = table
+    return out if len(steps) == 1 else None
+
+
+def compare_validation(
+    losses: dict[str, dict[str, dict[str, float]]], seeds: Sequence[str], baseline: str, level: float
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``[mode][pair]``: the per-seed loss reduction baseline - mode (> 0: the mode is better) with
+    its :func:`seed_interval`. Validation loss still separates modes when BLEU is near 0 everywhere
+    (short runs), but only over seeds: there is no sentence-level paired test of a loss here."""
+    return {
+        mode: {
+            pair: seed_interval([losses[baseline][pair][s] - by_pair[pair][s] for s in seeds], level)
+            for pair in by_pair
+        }
+        for mode, by_pair in losses.items()
+        if mode != baseline
+    }
+
+
+def _format_validation(results: dict[str, Any]) -> list[str]:
+    """Text of the validation-loss comparison: mean ± sd per mode, then each mode's reductions."""
+    validation, pairs, baseline = results["validation"], results["pairs"], results["baseline"]
+    width = max(len(p) for p in [*pairs, "average"]) + 2
+    lines = ["", "validation loss".ljust(width) + "".join(f"{m:>16}" for m in results["modes"])]
+    for pair in [*pairs, ALL_PAIRS]:
+        label = "average" if pair == ALL_PAIRS else pair
+        cells = (_cell(_spread(list(validation["losses"][m][pair].values()))) for m in results["modes"])
+        lines.append(f"{label:<{width}}" + "".join(f"{cell:>16}" for cell in cells))
+    for mode, by_pair in validation["comparisons"].items():
+        lines += ["", f"validation loss: {baseline} - {mode} (> 0: {mode} lower)".ljust(width + 2)
+                  + "     mean   t interval            finding"]  # fmt: skip
+        for pair in [*pairs, ALL_PAIRS]:
+            row, label = by_pair[pair], "average" if pair == ALL_PAIRS else pair
+            bounds = "n/a" if row["low"] is None else f"[{row['low']:+.4f}, {row['high']:+.4f}]"
+            lines.append(f"{label:<{width + 2}}{row['mean']:+9.4f}   {bounds:<22}{row['finding']}")
+        counts = {o: sum(by_pair[p]["finding"] == o for p in pairs) for o in (BETTER, WORSE, NOT_SIGNIFICANT)}
+        lines.append(
+            f"{mode} vs {baseline} (validation loss): lower on {counts[BETTER]}, higher on {counts[WORSE]}, "
+            f"not significant on {counts[NOT_SIGNIFICANT]} of {len(pairs)} pairs"
+        )
+    return lines
+
+
 def _summary(comparisons: dict[str, Any], pairs: Sequence[str]) -> dict[str, dict[str, dict[str, int]]]:
     """``[mode][metric]``: number of pairs judged better / worse / not significant."""
     return {
@@ -186,6 +255,8 @@ def format_report(results: dict[str, Any]) -> str:
                 f"signature: {first['signature_bootstrap']}",
                 f"signature: {first['signature_randomisation']}",
             ]
+    if "validation" in results:
+        lines += _format_validation(results)
     return "\n".join(lines) + "\n"
 
 
@@ -239,6 +310,12 @@ def compare_runs(
         "comparisons": comparisons,
         "summary": _summary(comparisons, runs.pairs),
     }
+    losses = validation_losses(runs)
+    if losses is not None:
+        results["validation"] = {
+            "losses": losses,
+            "comparisons": compare_validation(losses, runs.seeds, chosen, 1 - alpha),
+        }
     if distances is not None:
         piece_file = Path(pieces) if pieces is not None else Path(run_dirs[0]) / "piece_counts.npz"
         results["similarity"] = similarity_by_mode(

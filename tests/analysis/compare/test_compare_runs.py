@@ -123,3 +123,28 @@ def test_the_report_states_the_average_difference_with_its_interval(run_dir, tmp
     assert average["low"] <= average["mean"] <= average["high"]
     text = (tmp_path / "out" / "compare.txt").read_text()
     assert f"average BLEU difference over seeds: {average['mean']:+.2f}, 95% t interval" in text
+
+
+def test_validation_losses_are_compared_over_seeds(tmp_path):
+    run = write_run(tmp_path / "valid", ERRORS, [0, 1, 2], PAIRS)
+    rng = np.random.default_rng(0)
+    for seed in (0, 1, 2):
+        for mode, shift in (("sum", 0.0), ("gradvac", 0.5)):
+            noise = rng.normal(0, 0.01, 3)  # aa-en: gradvac 0.5 lower; ab-en: the same up to noise
+            values = (3.0 - shift + noise[0], 3.0 + noise[1], 3.0 + shift + noise[2])
+            losses = dict(zip(PAIRS, values, strict=True))
+            history = [{"step": 4, "valid_loss": {p: 4.0 for p in PAIRS}}, {"step": 8, "valid_loss": losses}]
+            (run / f"seed{seed}" / mode / "validation.json").write_text(json.dumps(history))
+    results = compare_runs([run], tmp_path / "out", **FAST)
+    by_pair = results["validation"]["comparisons"]["gradvac"]
+    assert by_pair["aa-en"]["finding"] == "better"
+    assert by_pair["aa-en"]["mean"] == pytest.approx(0.5, abs=0.05)
+    assert by_pair["ab-en"]["finding"] == "not significant"
+    assert by_pair["ba-en"]["finding"] == "worse"
+    text = (tmp_path / "out" / "compare.txt").read_text()
+    expected = "gradvac vs sum (validation loss): lower on 1, higher on 1, not significant on 1 of 3 pairs"
+    assert expected in text
+
+
+def test_runs_without_validation_history_skip_the_loss_comparison(run_dir, tmp_path):
+    assert "validation" not in compare_runs([run_dir], tmp_path / "out", **FAST)
