@@ -20,10 +20,12 @@ import json, sys, torch
 import gradvac_ds
 
 model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+# a torch optimizer: DeepSpeed's "optimizer" section would JIT-compile its fused Adam op here
 config = {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2,
-          "optimizer": {"type": "Adam", "params": {"lr": 1e-3}}, "zero_optimization": {"stage": 2},
+          "zero_optimization": {"stage": 2}, "zero_allow_untested_optimizer": True,
           "gradvac": {"tasks": ["a", "b"], "granularity": "matrix"}}
-engine, *_ = gradvac_ds.initialize(model=model, model_parameters=model.parameters(), config=config)
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+engine, *_ = gradvac_ds.initialize(model=model, optimizer=optimizer, config=config)
 for task in ("a", "b"):
     with engine.task(task):
         engine.backward(engine(torch.randn(2, 4)).pow(2).mean())
