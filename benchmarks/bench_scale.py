@@ -10,17 +10,29 @@ the Gram, its all-reduce and the solver grow with K.
 Models: megatron-core ``GPTModel`` built by :func:`gradvac_ds.training.modeling.build_model`
 (decoder-only translator, learned positions, tied embeddings). Sizes (``name=hidden:layers:ffn:heads:vocab``):
 ``small`` 5.3M, ``medium`` ~33M, ``gpt110m`` 110M parameters; ``--sizes`` also takes new definitions.
-The default run (``small,gpt110m`` x stages 2, 3, plus the sweep) took 6 minutes on two shared
-cores; ``--sizes medium`` or a larger custom size for more.
+Each stage and mode also runs a ~0.1M-parameter baseline (see below). ``--k-sweep ''`` (``small,gpt110m``
+x stages 2, 3 and the four baselines) took 20 minutes on two cores shared with another job (load
+average ~8; its step times are disturbed by that job); ``--sizes medium`` or a larger custom size
+for more.
 
 Per run it reports: the median step time (slower rank) of ``--steps`` steps after ``--warmup``,
 GradVac's phases (through the engine's ``StepObserver``), the task-buffer and Gram bytes, and the
 peak RSS per rank (``VmHWM``, reset after ``deepspeed.initialize`` so that the full model drawn
-before ZeRO-3 partitions it does not count) against the planner's prediction: the RSS of the process
-before the model existed plus :func:`gradvac_ds.planning.plan`'s per-rank total (weights, gradients,
-optimizer states, task buffers, activations) for the run's exact parameter layout. DeepSpeed's
-bucket sizes are set small (``--bucket``) so that its communication buffers stay out of the
-comparison.
+before ZeRO-3 partitions it does not count) against the planner's prediction for the run's exact
+parameter layout, bucket size (``--bucket``) and optimizer path (torch's single-tensor Adam, its
+CPU default): :func:`gradvac_ds.planning.plan`'s per-rank ``total`` for GradVac, its
+``plain_total`` for plain DeepSpeed (model states, DeepSpeed's buffers, task buffers, and the
+larger of activations plus the backward's transients and the optimizer step's), plus the fixed RSS
+of the process (interpreter, libraries and the code pages training touches, threads, gloo): the
+peak RSS of a run of the same stage and mode on a ~0.1M-parameter baseline model, less that
+model's own planner total.
+
+glibc raises its mmap threshold whenever a large block is freed, after which freed tensor memory
+stays in the heap and counts in the RSS (measured: +0.5 GiB on a 33M-parameter ZeRO-3 run); the
+workers therefore run with ``MALLOC_MMAP_THRESHOLD_`` fixed (``--malloc-mmap-threshold``, glibc's
+own initial 128 KiB; 0 keeps glibc's dynamic behaviour), as a CPU user who wants the RSS to follow
+the live tensors would set it (or use jemalloc/tcmalloc). Large allocations are then fresh pages
+each time, which costs step time on CPU, equally in both modes.
 
 Nothing in the engine's path is O(P) Python work: per step the Python loops run over buffer
 fragments, Gram segments and column chunks (counted below as ``python_items_per_step``), while every
@@ -35,6 +47,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import statistics
 import sys
 import time
@@ -50,6 +63,8 @@ SIZES = {
     "gpt110m": (768, 12, 3072, 12, 32000),
 }
 """name -> (hidden, layers, ffn, heads, vocab)."""
+BASELINE = (64, 1, 128, 2, 256)
+"""The baseline model (~0.1M parameters): its run measures the process's fixed RSS."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,6 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bucket", type=int, default=2_000_000, help="DeepSpeed reduce/all-gather bucket elements"
     )
     parser.add_argument("--world", type=int, default=2)
+    parser.add_argument(
+        "--malloc-mmap-threshold",
+        type=int,
+        default=131072,
+        help="MALLOC_MMAP_THRESHOLD_ (0: glibc's default)",
+    )
     parser.add_argument("--plot", default="runs/bench_scale/bench_scale.png")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scale-run", default="", help=argparse.SUPPRESS)
@@ -222,17 +243,16 @@ def worker(args: argparse.Namespace) -> None:
     dist.all_reduce(slow, op=dist.ReduceOp.MAX)
     peaks = torch.tensor([float(peak), float(base_rss)], dtype=torch.float64)
     dist.all_reduce(peaks, op=dist.ReduceOp.MAX)
-    rows = run["per_step"] if gv is not None else 0
     groups = gv.grouping.num_groups if gv is not None else 0
     acts = ActivationInputs(
         micro_batch_tokens=args.batch * 2 * args.seq, seq_length=2 * args.seq, hidden_size=dims[0],
         num_attention_heads=dims[3], num_layers=dims[1],
     )  # fmt: skip
     predicted = plan(
-        num_params, max(rows, 1), dp=dist.get_world_size(), zero_stage=run["stage"], precision=args.precision,
-        groups=max(groups, 1), layout=layout, activations=acts,
+        num_params, run["per_step"], dp=dist.get_world_size(), zero_stage=run["stage"],
+        precision=args.precision, groups=max(groups, 1), layout=layout, activations=acts,
+        reduce_bucket_size=args.bucket, optimizer_impl="single_tensor",
     ).gradvac_ds.memory  # fmt: skip
-    predicted_total = predicted.total - (predicted.task_buffers if gv is None else 0)
     report = {
         **run,
         "P": num_params,
@@ -249,8 +269,7 @@ def worker(args: argparse.Namespace) -> None:
         "python_items_per_step": python_items(gv) if gv is not None else 0,
         "peak_rss_bytes": int(peaks[0].item()),
         "base_rss_bytes": int(peaks[1].item()),
-        "planner_bytes": predicted_total,
-        "predicted_rss_bytes": int(peaks[1].item()) + predicted_total,
+        "planner_bytes": predicted.total if gv is not None else predicted.plain_total,
         "peak_reset": reset,
     }
     if rank == 0:
@@ -269,6 +288,12 @@ def current_rss_bytes() -> int:
 def runs(args: argparse.Namespace) -> list[dict[str, Any]]:
     sizes = size_table(args.sizes)
     out = []
+    for stage in (int(s) for s in args.stages.split(",")):
+        for mode in ("plain", "gradvac"):
+            out.append(
+                {"label": f"baseline z{stage} {mode}", "size": "baseline", "dims": BASELINE, "stage": stage,
+                 "mode": mode, "K": args.tasks, "per_step": args.tasks, "sweep": False}
+            )  # fmt: skip
     for name, dims in sizes.items():
         for stage in (int(s) for s in args.stages.split(",")):
             for mode in ("plain", "gradvac"):
@@ -289,6 +314,22 @@ def runs(args: argparse.Namespace) -> list[dict[str, Any]]:
     return out
 
 
+def predict(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run's predicted peak RSS: its planner total plus the fixed RSS of its stage and mode,
+    which the baseline run measures (its peak RSS less its own, tiny, planner total)."""
+    fixed = {
+        (r["stage"], r["mode"]): r["peak_rss_bytes"] - r["planner_bytes"]
+        for r in results
+        if r["size"] == "baseline"
+    }
+    return [
+        {**r, "fixed_rss_bytes": fixed[r["stage"], r["mode"]],
+         "predicted_rss_bytes": fixed[r["stage"], r["mode"]] + r["planner_bytes"]}
+        for r in results
+        if r["size"] != "baseline"
+    ]  # fmt: skip
+
+
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     plain = {(r["size"], r["stage"], r["per_step"]): r for r in results if r["mode"] == "plain"}
     rows = []
@@ -303,9 +344,12 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             "ratio_vs_plain": r["median_step_s"] / base["median_step_s"] if base else None,
             "peak_rss": r["peak_rss_bytes"], "predicted_rss": r["predicted_rss_bytes"],
             "rss_over_predicted": r["peak_rss_bytes"] / r["predicted_rss_bytes"],
+            "plain_peak_rss": base["peak_rss_bytes"] if base else None,
+            "plain_predicted_rss": base["predicted_rss_bytes"] if base else None,
             "plain_rss_over_predicted": (
                 base["peak_rss_bytes"] / base["predicted_rss_bytes"] if base else None
             ),
+            "fixed_rss": r["fixed_rss_bytes"], "planner_bytes": r["planner_bytes"],
             "task_buffer_bytes": r["task_buffer_bytes"], "gram_bytes": r["gram_bytes"],
             "python_items_per_step": r["python_items_per_step"], "phases_ms": r["phases_ms"],
         })  # fmt: skip
@@ -322,10 +366,13 @@ def emit(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         "per run (GradVac vs plain DeepSpeed in fresh processes; RSS = max over ranks)",
         [("run", 22, ""), ("P", 12, ","), ("L", 3, ""), ("gv s", 8, ".2f"), ("plain s", 8, ".2f"),
          ("ratio", 7, ".3f"), ("RSS MiB", 8, ".0f"), ("pred MiB", 9, ".0f"), ("RSS/pred", 9, ".3f"),
-         ("plain RSS/pred", 15, ".3f"), ("buffers MiB", 12, ".1f"), ("Gram B", 9, ","), ("py items", 9, ",")],
+         ("plain RSS", 10, ".0f"), ("plain pred", 11, ".0f"), ("plain RSS/pred", 15, ".3f"),
+         ("buffers MiB", 12, ".1f"), ("Gram B", 9, ","), ("py items", 9, ",")],
         [[r["label"], r["P"], r["L"], r["step_s"], r["plain_step_s"], r["ratio_vs_plain"],
           r["peak_rss"] / mib,
-          r["predicted_rss"] / mib, r["rss_over_predicted"], r["plain_rss_over_predicted"],
+          r["predicted_rss"] / mib, r["rss_over_predicted"],
+          r["plain_peak_rss"] / mib if r["plain_peak_rss"] else None,
+          r["plain_predicted_rss"] / mib if r["plain_predicted_rss"] else None, r["plain_rss_over_predicted"],
           r["task_buffer_bytes"] / mib, r["gram_bytes"], r["python_items_per_step"]] for r in rows],
     )  # fmt: skip
     phase_names = ("capture", "gram", "all_reduce", "solve", "combine", "optimizer")
@@ -343,7 +390,10 @@ def emit(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         "max_step_time_ratio_vs_plain": max(
             (r["ratio_vs_plain"] for r in sizes if r["ratio_vs_plain"]), default=None
         ),
-        "max_abs_rss_error_vs_planner": max((abs(r["rss_over_predicted"] - 1) for r in rows), default=None),
+        "max_abs_rss_error_vs_planner": max(
+            (abs(x - 1) for r in rows for x in (r["rss_over_predicted"], r["plain_rss_over_predicted"]) if x),
+            default=None,
+        ),
         "sweep_ratio_vs_plain": {str(r["K"]): r["ratio_vs_plain"] for r in sweep},
         "sweep_gram_bytes": {str(r["K"]): r["gram_bytes"] for r in sweep},
         "plot": args.plot,
@@ -368,6 +418,10 @@ def plot(rows: list[dict[str, Any]], path: str) -> None:
         axes[1].plot(
             [r["P"] / 1e6 for r in sel], [r["rss_over_predicted"] for r in sel], "o-", label=f"ZeRO-{stage}"
         )
+        axes[1].plot(
+            [r["P"] / 1e6 for r in sel], [r["plain_rss_over_predicted"] for r in sel], "x--",
+            label=f"ZeRO-{stage} plain",
+        )  # fmt: skip
     axes[0].set(xlabel="parameters (M)", ylabel="GradVac / plain step time", xscale="log")
     axes[1].set(xlabel="parameters (M)", ylabel="peak RSS / planner prediction", xscale="log")
     axes[1].axhspan(0.9, 1.1, alpha=0.15)
@@ -388,6 +442,8 @@ def main() -> None:
         worker(args)
         return
     forwarded = [a for a in sys.argv[1:]]
+    if args.malloc_mmap_threshold:
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
     results = []
     for run in runs(args):
         print(f"[bench_scale] {run['label']}", file=sys.stderr, flush=True)
@@ -397,7 +453,7 @@ def main() -> None:
         if report is None:
             sys.exit(1)
         results.append(report)
-    emit(results, args)
+    emit(predict(results), args)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ from gradvac_ds.grouping import Granularity
 from gradvac_ds.planning.costs import plan_inputs
 from gradvac_ds.planning.errors import PlanError
 from gradvac_ds.planning.inputs import (
+    DEEPSPEED_PERSISTENCE_THRESHOLD,
+    DEEPSPEED_REDUCE_BUCKET_SIZE,
+    OPTIMIZER_IMPLS,
     OPTIMIZERS,
     PRECISIONS,
     ZERO_STAGES,
@@ -72,7 +75,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", default="bf16", metavar=_choices(PRECISIONS), help="default bf16")
     run.add_argument("--buffer-dtype", default="fp32", metavar=_choices(BUFFER_DTYPES), help="default fp32")
     run.add_argument("--optimizer", default="adam", metavar=_choices(OPTIMIZERS), help="default adam")
+    run.add_argument(
+        "--optimizer-impl",
+        default="foreach",
+        metavar=_choices(OPTIMIZER_IMPLS),
+        help="torch Adam path: foreach (CUDA's default, the default), single_tensor (CPU's), fused",
+    )
     run.add_argument("--micro-batches-per-task", type=int, default=1, help="M (default 1)")
+    run.add_argument(
+        "--reduce-bucket-size",
+        type=float,
+        default=DEEPSPEED_REDUCE_BUCKET_SIZE,
+        help="zero_optimization.reduce_bucket_size in elements (default DeepSpeed's 5e8)",
+    )
+    run.add_argument(
+        "--overlap-comm", action="store_true", help="zero_optimization.overlap_comm (ZeRO-1/2: two buckets)"
+    )
+    run.add_argument(
+        "--param-persistence-threshold",
+        type=int,
+        default=DEEPSPEED_PERSISTENCE_THRESHOLD,
+        help="ZeRO-3 stage3_param_persistence_threshold in elements (default DeepSpeed's 1e5)",
+    )
     run.add_argument(
         "--micro-batch-tokens",
         type=int,
@@ -101,8 +125,19 @@ def _run_options(args: argparse.Namespace) -> dict[str, object]:
         "precision": args.precision,
         "buffer_dtype": args.buffer_dtype,
         "optimizer": args.optimizer,
+        "optimizer_impl": args.optimizer_impl,
         "micro_batches_per_task": args.micro_batches_per_task,
+        "reduce_bucket_size": _whole(args.reduce_bucket_size, "--reduce-bucket-size"),
+        "overlap_comm": args.overlap_comm,
+        "param_persistence_threshold": args.param_persistence_threshold,
     }
+
+
+def _whole(value: float, flag: str) -> int:
+    """A count given as a float (``5e8``, as DeepSpeed configs write it) that must be whole."""
+    if value != int(value):
+        raise PlanError(f"{flag} = {value}: must be a whole number of elements")
+    return int(value)
 
 
 def inputs_from_args(args: argparse.Namespace) -> PlanInputs:

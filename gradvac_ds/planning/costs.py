@@ -16,6 +16,12 @@ The partitioned element count ``n_local`` is DeepSpeed 0.19's, padding included:
 - stage 0: nothing is partitioned, n_local = Ψ.
 
 GradVac task buffers hold the K reduced task gradients a rank owns: K · n_local · bytes(buffer dtype).
+
+A rank's memory is its peak: the model states, DeepSpeed 0.19's own buffers and the task buffers
+for the whole run, plus the larger of two transients that never coexist, the backward's (with the
+activations) and the optimizer step's (:class:`Memory`; each term's function names the DeepSpeed
+or torch source it follows). Not modelled: allocator caching and fragmentation, DeepSpeed's CPU
+Adam and offload buffers, communication-library scratch memory.
 The engine sums the Gram with ONE all-reduce over all N·T data- and tensor-parallel ranks of a
 float64 tensor of L·K² + S elements (S = ``gradvac_ds.gram.SIGNATURE_SLOTS``: the step's
 task-sequence signature rides along), payload 8·(L·K² + S) bytes. (The cross-rank agreement check,
@@ -47,14 +53,33 @@ _OPTIMIZER_STATE_BYTES = {"adam": 8, "adamw": 8, "sgd": 4}
 
 @dataclass(frozen=True)
 class Memory:
-    """Bytes held by one rank; ``activations`` is None when the estimate's inputs are unknown."""
+    """Bytes held by one rank at its peak; ``activations`` is None when the estimate's inputs are
+    unknown (then counted as 0 in the totals).
+
+    weights, gradients, optimizer_states: the model states of the ZeRO paper (module docstring);
+    deepspeed_buffers: what DeepSpeed keeps besides them for the whole run
+      (:func:`deepspeed_buffer_bytes`);
+    task_buffers: GradVac's K task-gradient rows;
+    backward_transient: held on top of the activations while a backward runs
+      (:func:`backward_transient_bytes`);
+    optimizer_step_transient: held while the optimizer steps, after the backward has freed the
+      activations (:func:`optimizer_step_transient_bytes`);
+    total = weights + gradients + optimizer_states + deepspeed_buffers + task_buffers
+      + max(activations + backward_transient, optimizer_step_transient);
+    plain_total: the same run's total without GradVac (no task buffers; DeepSpeed accumulates all
+      K·M micro-batches of the step itself).
+    """
 
     weights: int
     gradients: int
     optimizer_states: int
+    deepspeed_buffers: int
     task_buffers: int
     activations: int | None
+    backward_transient: int
+    optimizer_step_transient: int
     total: int
+    plain_total: int
 
 
 @dataclass(frozen=True)
@@ -115,13 +140,19 @@ class Plan:
 
 def local_grad_numel(inputs: PlanInputs) -> int:
     """n_local: elements of the gradient partition one rank owns, with DeepSpeed's padding."""
+    return sum(local_group_numels(inputs, inputs.zero_stage))
+
+
+def local_group_numels(inputs: PlanInputs, stage: int) -> tuple[int, ...]:
+    """Per optimizer param group, the elements of it one rank owns at ZeRO ``stage`` (their sum is
+    n_local; padding as in the module docstring)."""
     n, groups = inputs.dp, inputs.param_groups
-    if inputs.zero_stage == 0:
-        return inputs.params_per_tp_rank
-    if inputs.zero_stage == 3:
-        return sum(-(-numel // n) for group in groups for numel in group)
+    if stage == 0:
+        return tuple(sum(group) for group in groups)
+    if stage == 3:
+        return tuple(sum(-(-numel // n) for numel in group) for group in groups)
     unit = ZERO12_ALIGNMENT_FACTOR * n
-    return sum(-(-sum(group) // unit) * ZERO12_ALIGNMENT_FACTOR for group in groups)
+    return tuple(-(-sum(group) // unit) * ZERO12_ALIGNMENT_FACTOR for group in groups)
 
 
 def gram_allreduce_bytes(groups: int, tasks: int) -> int:
@@ -152,15 +183,123 @@ def _ring(ranks: int, payload: int, all_reduce: bool) -> int:
     return round(Fraction((2 if all_reduce else 1) * (ranks - 1), ranks) * payload)
 
 
-def _memory(inputs: PlanInputs, stage: int, n_local: int, activations: int | None) -> Memory:
+def _bucket_elements(inputs: PlanInputs) -> int:
+    """R' = min(R, Ψ): the elements of a reduce bucket that gradients ever fill."""
+    return min(inputs.reduce_bucket_size, inputs.params_per_tp_rank)
+
+
+def deepspeed_buffer_bytes(inputs: PlanInputs, stage: int, n_local: int) -> int:
+    """DeepSpeed 0.19's buffers besides the model states, held from ``initialize`` on (b = bytes of
+    the precision, R = ``reduce_bucket_size``, contiguous gradients as DeepSpeed's default):
+
+    - stage 1-3, fp32: 4·n_local, the fp32 partition the optimizer steps on is a copy even when the
+      model is fp32 (stage_1_and_2.py ``single_partition_of_fp32_groups``: ``.clone().to(...)``;
+      stage3.py ``_create_fp32_partitions``, whose no-copy branch compares a ``torch.device`` with
+      the device's name, which never holds); in bf16/fp16 that copy is the master counted in
+      ``optimizer_states``;
+    - stage 3 also: R'·b, the reduce bucket allocated at construction (stage3.py ``ipg_buckets``:
+      ``torch.empty(reduce_bucket_size)``; R' = min(R, Ψ), as no more than Ψ gradient elements are
+      ever written to it), and b·Σ numel of the tensors of at most
+      ``param_persistence_threshold`` elements, which every rank keeps whole besides its partition
+      (``persistent_parameters``);
+    - stage 0: nothing.
+    """
+    b = _DTYPE_BYTES[inputs.precision]
+    master = 4 * n_local if stage and inputs.precision == "fp32" else 0
+    if stage == 3:
+        threshold = inputs.param_persistence_threshold
+        persistent = sum(numel for group in inputs.param_groups for numel in group if numel <= threshold)
+        return master + b * (_bucket_elements(inputs) + persistent)
+    return master
+
+
+def backward_transient_bytes(inputs: PlanInputs, stage: int, n_local: int, accumulated: int) -> int:
+    """Held during a backward on top of the activations, with ``accumulated`` micro-batches summed
+    by DeepSpeed before its step (b = bytes of the precision, R = ``reduce_bucket_size``, t = the
+    largest tensor):
+
+    - stage 1: B·R'·b, the reduce buckets filled at the accumulation boundary (``ipg_buckets``,
+      B = 2 with ``overlap_comm``, which double-buffers them, else 1; R' = min(R, Ψ));
+    - stage 2: B·R'·b, the buckets (allocated in the gradient hook, freed at the epilogue), plus
+      t·b, the largest tensor's full gradient, which autograd materialises before the hook
+      reduces it (a tied embedding's accumulates over the whole backward), plus, when
+      accumulated > 1, n_local·b: the epilogue releases ``grads_in_partition`` and the next
+      backward allocates a new one while ``all_grad_tensors`` still holds the sum so far;
+    - stage 3: 2·t·b, the largest tensor gathered whole and its full gradient (the bucket is a
+      persistent buffer here, and accumulation adds into ``grad_partitions_flat_buffer``);
+    - stage 0: nothing (the full gradients are the ``gradients`` term).
+    """
+    b, largest = _DTYPE_BYTES[inputs.precision], inputs.largest_tensor
+    bucket = (2 if inputs.overlap_comm else 1) * _bucket_elements(inputs)
+    if stage == 1:
+        return b * bucket
+    if stage == 2:
+        return b * (bucket + largest + (n_local if accumulated > 1 else 0))
+    if stage == 3:
+        return 2 * b * largest
+    return 0
+
+
+def optimizer_step_transient_bytes(inputs: PlanInputs, stage: int, preflattened: bool) -> int:
+    """Held while the optimizer steps its largest param group g, of n_g local elements (at stage
+    1-3 each group is one flat tensor; at stage 0 the group's tensors, the largest of t elements):
+
+    - the group's fp32 gradient, flattened from the partition's views (b = bytes of the
+      precision). ZeRO-1/2 (stage_1_and_2.py ``step``) free the partition's b-byte gradients
+      before the optimizer runs, so the copy adds (4 - b)·n_g (nothing in fp32); with
+      ``preflattened`` (GradVac writes the combined fp32 gradient of every group before the step,
+      which ``_get_preflattened_grad_partition`` uses as it is, after DeepSpeed's own partition
+      was released at capture) it adds (4 - b)·n_local. ZeRO-3 (stage3.py
+      ``_prepare_fp32_grad_for_sub_group``) keeps ``grad_partitions_flat_buffer``, so its copy
+      adds 4·n_g. Stage 0 steps the gradients in place;
+    - Adam's temporaries, in the optimizer states' fp32 (torch/optim/adam.py): single-tensor path
+      2·4·(n_g, or t at stage 0), since ``exp_avg_sq.sqrt() / bias_correction2_sqrt`` makes two
+      tensors of the parameter's size before ``add_(eps)``; foreach path 4·n_g
+      (``_foreach_sqrt`` of the whole group, then in place); fused none; SGD none.
+    """
+    b = _DTYPE_BYTES[inputs.precision]
+    numels = local_group_numels(inputs, stage)
+    group = max(numels)
+    if stage == 3:
+        flat = 4 * group
+    elif stage in (1, 2):
+        flat = (4 - b) * (sum(numels) if preflattened else group)
+    else:
+        flat = 0
+    if inputs.optimizer == "sgd" or inputs.optimizer_impl == "fused":
+        return flat
+    if inputs.optimizer_impl == "foreach":
+        return flat + 4 * group
+    return flat + 2 * 4 * (inputs.largest_tensor if stage == 0 else group)
+
+
+def _memory(
+    inputs: PlanInputs, stage: int, n_local: int, activations: int | None, *, deepspeed: bool
+) -> Memory:
+    """The memory of GradVac at ZeRO ``stage``: on DeepSpeed (``deepspeed``: gradvac_ds, which
+    accumulates M micro-batches per task in DeepSpeed and hands it a pre-flattened partition), or
+    the naive way (DDP: stage 0, no DeepSpeed buffers or hooks, the optimizer's temporaries only)."""
     psi, prec = inputs.params_per_tp_rank, inputs.precision
     weights = (n_local if stage == 3 else psi) * _DTYPE_BYTES[prec]
     gradients = (n_local if stage >= 2 else psi) * _DTYPE_BYTES[prec]
     state_bytes = _MASTER_BYTES[prec] + _OPTIMIZER_STATE_BYTES[inputs.optimizer]
     optimizer = (n_local if stage >= 1 else psi) * state_bytes
+    ds_buffers = deepspeed_buffer_bytes(inputs, stage, n_local) if deepspeed else 0
     buffers = inputs.tasks * n_local * _DTYPE_BYTES[inputs.buffer_dtype]
-    total = weights + gradients + optimizer + buffers + (activations or 0)
-    return Memory(weights, gradients, optimizer, buffers, activations, total)
+    states = weights + gradients + optimizer + ds_buffers
+    micro_batches = inputs.micro_batches_per_task
+
+    def transients(accumulated: int, preflattened: bool) -> tuple[int, int]:
+        backward = backward_transient_bytes(inputs, stage, n_local, accumulated) if deepspeed else 0
+        return backward, optimizer_step_transient_bytes(inputs, stage, preflattened)
+
+    backward, step = transients(micro_batches, deepspeed)
+    total = states + buffers + max((activations or 0) + backward, step)
+    plain_backward, plain_step = transients(inputs.tasks * micro_batches, False)
+    plain = states + max((activations or 0) + plain_backward, plain_step)
+    return Memory(
+        weights, gradients, optimizer, ds_buffers, buffers, activations, backward, step, total, plain
+    )
 
 
 def _gradvac_ds(inputs: PlanInputs, n_local: int, activations: int | None) -> Approach:
@@ -188,7 +327,7 @@ def _gradvac_ds(inputs: PlanInputs, n_local: int, activations: int | None) -> Ap
         extra_wire_bytes=gram_wire + extra * per_reduction_wire,
     )
     compute = Compute(gram_flops=2 * k * k * n_local, combine_flops=2 * k * n_local)
-    return Approach(_memory(inputs, stage, n_local, activations), comm, compute)
+    return Approach(_memory(inputs, stage, n_local, activations, deepspeed=True), comm, compute)
 
 
 def _naive_ddp(inputs: PlanInputs, activations: int | None) -> Approach:
@@ -213,7 +352,7 @@ def _naive_ddp(inputs: PlanInputs, activations: int | None) -> Approach:
         extra_wire_bytes=(k - 1) * per_reduction_wire,
     )
     compute = Compute(gram_flops=2 * k * k * psi, combine_flops=2 * k * psi)
-    return Approach(_memory(inputs, 0, psi, activations), comm, compute)
+    return Approach(_memory(inputs, 0, psi, activations, deepspeed=False), comm, compute)
 
 
 def plan_inputs(inputs: PlanInputs) -> Plan:

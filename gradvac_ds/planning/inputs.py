@@ -14,6 +14,12 @@ from gradvac_ds.planning.errors import PlanError
 ZERO_STAGES = (0, 1, 2, 3)
 PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+OPTIMIZER_IMPLS = ("single_tensor", "foreach", "fused")
+"""torch.optim's Adam paths: single-tensor (its default for CPU tensors), foreach (CUDA), fused."""
+DEEPSPEED_REDUCE_BUCKET_SIZE = 500_000_000
+"""DeepSpeed's default ``zero_optimization.reduce_bucket_size`` (elements)."""
+DEEPSPEED_PERSISTENCE_THRESHOLD = 100_000
+"""DeepSpeed's default ``zero_optimization.stage3_param_persistence_threshold`` (elements)."""
 
 
 def check_positive_int(field: str, value: Any) -> None:
@@ -74,7 +80,13 @@ class PlanInputs:
     micro_batches_per_task: M (the step runs K·M micro-batches, task-homogeneous);
     layout: per optimizer parameter group, the numels of its tensors on one TP rank (a model's
       :attr:`~gradvac_ds.planning.model_layout.ModelLayout.optimizer_groups`, or
-      :func:`layout_of`), for ZeRO's exact padding; default one group of one tensor of ceil(P/T).
+      :func:`layout_of`), for ZeRO's exact padding; default one group of one tensor of ceil(P/T)
+      (then the terms that follow the largest tensor are upper bounds);
+    reduce_bucket_size: DeepSpeed's ``zero_optimization.reduce_bucket_size`` in elements;
+    overlap_comm: ``zero_optimization.overlap_comm`` (ZeRO-1/2 then keep two reduce buckets);
+    param_persistence_threshold: ``stage3_param_persistence_threshold`` in elements;
+    optimizer_impl: which torch.optim Adam path steps ("single_tensor" is torch's choice for CPU
+      tensors, "foreach" for CUDA ones; "fused" when asked for).
     """
 
     params: int
@@ -89,10 +101,24 @@ class PlanInputs:
     micro_batches_per_task: int = 1
     activations: ActivationInputs | None = None
     layout: tuple[tuple[int, ...], ...] | None = None
+    reduce_bucket_size: int = DEEPSPEED_REDUCE_BUCKET_SIZE
+    overlap_comm: bool = False
+    param_persistence_threshold: int = DEEPSPEED_PERSISTENCE_THRESHOLD
+    optimizer_impl: str = "foreach"
 
     def __post_init__(self) -> None:
-        for name in ("params", "tasks", "dp", "tp", "groups", "micro_batches_per_task"):
+        for name in ("params", "tasks", "dp", "tp", "groups", "micro_batches_per_task", "reduce_bucket_size"):
             check_positive_int(name, getattr(self, name))
+        if (
+            isinstance(self.param_persistence_threshold, bool)
+            or not isinstance(self.param_persistence_threshold, int)
+            or self.param_persistence_threshold < 0
+        ):
+            raise FieldError(
+                "param_persistence_threshold", self.param_persistence_threshold, "must be an integer >= 0"
+            )
+        check_choice("optimizer_impl", self.optimizer_impl, OPTIMIZER_IMPLS)
+        check_choice("overlap_comm", self.overlap_comm, (False, True))
         check_choice("zero_stage", self.zero_stage, ZERO_STAGES)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("buffer_dtype", self.buffer_dtype, list(BUFFER_DTYPES))
@@ -115,6 +141,11 @@ class PlanInputs:
         if self.layout is not None:
             return sum(sum(group) for group in self.layout)
         return -(-self.params // self.tp)
+
+    @property
+    def largest_tensor(self) -> int:
+        """The largest tensor of the layout (of one TP rank), in elements."""
+        return max(max(group) for group in self.param_groups)
 
     @property
     def param_groups(self) -> tuple[tuple[int, ...], ...]:

@@ -23,9 +23,13 @@ SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str, Formatter], ...]], ...] = 
             ("weights", "weights", format_bytes),
             ("gradients", "gradients", format_bytes),
             ("optimizer states", "optimizer_states", format_bytes),
+            ("DeepSpeed buffers", "deepspeed_buffers", format_bytes),
             ("GradVac task buffers", "task_buffers", format_bytes),
             ("activations (estimate)", "activations", format_bytes),
-            ("total", "total", format_bytes),
+            ("backward transient", "backward_transient", format_bytes),
+            ("optimizer step transient", "optimizer_step_transient", format_bytes),
+            ("total (peak)", "total", format_bytes),
+            ("  same run without GradVac, peak", "plain_total", format_bytes),
         ),
     ),
     (
@@ -70,8 +74,10 @@ def _header(plan: Plan) -> list[str]:
     lines = [
         f"P = {i.params:,} parameters, K = {i.tasks} tasks, N = {i.dp} data-parallel, "
         f"T = {i.tp} tensor-parallel, ZeRO stage {i.zero_stage}",
-        f"precision {i.precision}, task buffers {i.buffer_dtype}, optimizer {i.optimizer}, "
-        f"L = {i.groups} groups, M = {i.micro_batches_per_task} micro-batches per task",
+        f"precision {i.precision}, task buffers {i.buffer_dtype}, optimizer {i.optimizer} "
+        f"({i.optimizer_impl}), L = {i.groups} groups, M = {i.micro_batches_per_task} micro-batches per task",
+        f"reduce bucket {i.reduce_bucket_size:,} elements{' x 2 (overlap_comm)' if i.overlap_comm else ''}"
+        + (f", ZeRO-3 persistence threshold {i.param_persistence_threshold:,}" if i.zero_stage == 3 else ""),
         f"per TP rank Ψ = {plan.params_per_tp_rank:,} parameters; "
         f"gradient elements owned per rank n_local = {plan.local_grad_numel:,}",
     ]

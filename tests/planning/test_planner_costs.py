@@ -16,7 +16,14 @@ def test_hand_computed_zero2_fp32():
     assert mem.task_buffers == 4 * 500_000 * 4
     assert (mem.weights, mem.gradients, mem.optimizer_states) == (4_000_000, 2_000_000, 4_000_000)
     assert mem.activations is None
-    assert mem.total == 4_000_000 + 2_000_000 + 4_000_000 + 8_000_000
+    # + the fp32 partition copy; the backward's bucket (min(5e8, Ψ) elements) and full gradient of
+    # the one Ψ-element tensor outweigh the step's foreach temporary (4·n_local)
+    assert (mem.deepspeed_buffers, mem.backward_transient, mem.optimizer_step_transient) == (
+        2_000_000,
+        8_000_000,
+        2_000_000,
+    )
+    assert mem.total == 4_000_000 + 2_000_000 + 4_000_000 + 2_000_000 + 8_000_000 + 8_000_000
 
 
 @pytest.mark.parametrize(

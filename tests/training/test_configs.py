@@ -128,6 +128,10 @@ def test_pasted_planner_numbers_are_current(path):
     assert given["precision"] == precision
     assert int(given["micro-batch-tokens"]) == config.data.batching.max_tokens
     assert int(given["seq-length"]) == config.data.max_positions
+    zero = ds["zero_optimization"]
+    assert float(given.get("reduce-bucket-size", 5e8)) == float(zero.get("reduce_bucket_size", 5e8))
+    if zero["stage"] in (1, 2):
+        assert ("--overlap-comm" in args) == bool(zero.get("overlap_comm", False))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         main(args)
