@@ -50,7 +50,7 @@ def test_without_a_signal_the_script_goes_on_with_the_command_status(tmp_path: P
     script.write_text(
         f". {REPO / 'scripts' / 'forward_signals.sh'}\n"
         "run_forwarding_signals bash -c 'exit 3'; echo \"status $?\"\n"
-        "run_forwarding_signals true; echo \"status $?\"\n"
+        'run_forwarding_signals true; echo "status $?"\n'
     )
     out = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=30).stdout
     assert out.split("\n")[:2] == ["status 3", "status 0"]

@@ -92,9 +92,7 @@ def two_level_bootstrap(
     draws = np.empty((n_resamples, *observed.shape))
     for r in range(n_resamples):
         chosen = rng.integers(len(groups), size=len(groups)) if len(groups) > 1 else [0]
-        sample = [
-            [groups[g][i] for i in _circular_blocks(rng, len(groups[g]), blocks[g])] for g in chosen
-        ]
+        sample = [[groups[g][i] for i in _circular_blocks(rng, len(groups[g]), blocks[g])] for g in chosen]
         draws[r] = statistic(sample)
     with warnings.catch_warnings():  # an element NaN in every draw stays NaN, without a warning
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -86,6 +86,10 @@ class TrainingSection:
     checkpoint of a large model still being written on another rank) fails the job instead of
     hanging it. DeepSpeed's default is 30 minutes.
 
+    ``similarity_window``: optimizer steps per window of the similarity log (the unit the analysis
+    bootstraps over; see :mod:`gradvac_ds.analysis.log`). A run of S steps has about S / window
+    windows until the log's cap of 512 merges them pairwise.
+
     ``max_consecutive_skipped_steps`` stops the run with an error after that many optimizer steps
     in a row were skipped (a non-finite gradient, or DeepSpeed's overflow check); 0 never stops.
     The default, 50, lets DeepSpeed's own fp16 loss scaler calibrate: from its default initial scale
@@ -106,9 +110,11 @@ class TrainingSection:
     seeds: tuple[int, ...] = ()
     dist_timeout_minutes: float = 30.0
     max_consecutive_skipped_steps: int = 50
+    similarity_window: int = 50
 
     def __post_init__(self) -> None:
-        for name in ("steps", "dist_timeout_minutes", "lr", "eval_interval", "checkpoint_interval"):
+        positive = ("steps", "dist_timeout_minutes", "lr", "eval_interval", "checkpoint_interval")
+        for name in (*positive, "similarity_window"):
             check_positive(name, getattr(self, name))
         check_range("warmup_steps", self.warmup_steps, 0)
         check_range("max_consecutive_skipped_steps", self.max_consecutive_skipped_steps, 0)

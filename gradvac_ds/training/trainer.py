@@ -234,7 +234,11 @@ def train_mode(
         gv_config = engine.gradvac_config
         metadata = {"mode": mode, "beta": gv_config.beta, "granularity": gv_config.granularity}
         similarity_log = SimilarityLog(
-            mode_dir, engine.state.task_names, engine.grouping.group_names, metadata=metadata
+            mode_dir,
+            engine.state.task_names,
+            engine.grouping.group_names,
+            window=config.training.similarity_window,
+            metadata=metadata,
         )
         engine.add_step_callback(lambda o: o.skipped or similarity_log.record(o.step, o.result))
     label = f"{mode} ({position})" if position else mode

@@ -145,6 +145,7 @@ def _four_steps(run_dir: Path, checkpoint_interval: int, modes: str, log_interva
         f"deepspeed.gradvac.log_interval={log_interval}", f"run_dir={run_dir}",
     ]  # fmt: skip
 
+
 def _train_single_process(overrides: list[str], *extra: str) -> str:
     """``python launch/train.py`` on configs/demo.yaml with no launcher variables; returns its log."""
     cmd = [sys.executable, "launch/train.py", "--config", "configs/demo.yaml"]

@@ -42,6 +42,7 @@ def test_demo_config_loads_and_derives_the_deepspeed_config():
             0,
             r"training.dist_timeout_minutes = 0(\.0)? must be a positive",
         ),
+        (("training", "similarity_window"), 0, r"training.similarity_window = 0 must be a positive"),
         (("training", "epochs"), 3, r"unknown field\(s\) \['epochs'\] in training"),
         (("evaluation", "beam_size"), 0, r"evaluation.beam_size"),
         (("evaluation", "max_valid_sentences"), 0, r"evaluation.max_valid_sentences = 0 must be a positive"),

@@ -28,6 +28,7 @@ SHRUNK = [
     "training.checkpoint_interval=4",
     "training.eval_interval=6",
     "training.modes=[gradvac]",
+    "training.similarity_window=4",
     "data.synthetic.train_sentences=240",
     "data.synthetic.valid_sentences=8",
     "data.synthetic.test_sentences=8",
@@ -88,6 +89,8 @@ def test_run_writes_checkpoints_scores_and_similarity_log(uninterrupted):
     assert all(history[1]["valid_loss"][t] < history[0]["valid_loss"][t] for t in scores)
     meta = json.loads((mode_dir / "gradvac_similarity" / "meta.json").read_text())
     assert meta["task_names"] == sorted(scores)
+    assert meta["window"] == 4  # training.similarity_window
+    assert [(c["step_first"], c["step_last"]) for c in meta["chunks"]] == [(0, 3), (4, 7), (8, 11)]
     assert (uninterrupted / "families.csv").read_text().startswith("language,family\nqaa,")
 
 

@@ -36,7 +36,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pieces", type=Path, default=None, help="piece_counts.npz (default: FIRST_RUN's)")
     parser.add_argument("--resamples", type=int, default=1000, help="similarity bootstrap resamples (1000)")
     parser.add_argument("--permutations", type=int, default=9999, help="Mantel permutations (9999)")
+    parser.add_argument(
+        "--steps", type=_step_range, default=None, metavar="FIRST:STOP",
+        help="similarity part: only the log windows inside GradVac steps FIRST <= step < STOP",
+    )  # fmt: skip
     return parser
+
+
+def _step_range(text: str) -> tuple[int, int]:
+    """``FIRST:STOP`` -> (FIRST, STOP) with 0 <= FIRST < STOP; an empty side means 0 or no end."""
+    first, sep, stop = text.partition(":")
+    try:
+        bounds = (int(first or 0), int(stop) if stop else 2**62)
+    except ValueError:
+        bounds = (-1, -1)
+    if not sep or not 0 <= bounds[0] < bounds[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIRST:STOP with integers 0 <= FIRST < STOP")
+    return bounds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.run_dirs, out, baseline=args.baseline, alpha=args.alpha, bootstrap_samples=args.bootstrap,
             randomisation_trials=args.trials, tokenize=args.tokenize, distances=args.distances,
             distance_column=args.distance_column, pieces=args.pieces, resamples=args.resamples,
-            permutations=args.permutations,
+            permutations=args.permutations, steps=args.steps,
         )  # fmt: skip
     except (FileNotFoundError, ValueError) as error:
         print(f"gradvac-compare: error: {error}", file=sys.stderr)

@@ -7,7 +7,9 @@ concatenated, with the pooled sacreBLEU tests and the verdict rules of :mod:`.si
 Student-t interval over seeds of each difference (:func:`seed_interval`; the average over pairs is
 the headline: does the mode beat the baseline beyond seed-to-seed variation). When every run
 folder holds the trainer's ``validation.json``, the final validation losses are compared the same
-way over seeds (:func:`compare_validation`).
+way over seeds (:func:`compare_validation`), and, when the histories share two or more validation
+steps, the comparison is repeated at each (:func:`validation_by_step`) with :func:`source_spread`,
+which tells whether the models read their source yet.
 """
 
 from __future__ import annotations
@@ -124,26 +126,96 @@ VALIDATION_FILE = "validation.json"
 """The trainer's validation history in each mode folder: a list of {"step", "valid_loss": {pair: loss}}."""
 
 
-def validation_losses(runs: RunSet) -> dict[str, dict[str, dict[str, float]]] | None:
-    """``[mode][pair][seed]`` final validation loss (pair ``all`` = the mean over pairs), or None when
-    a (seed, mode) folder has no validation history or the last ones disagree on step or pairs."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    steps = set()
+def _validation_histories(runs: RunSet) -> dict[tuple[str, str], dict[int, dict[str, float]]] | None:
+    """``[(seed, mode)][step][pair]`` validation losses, or None when a (seed, mode) folder has no
+    validation history or one of its entries does not cover exactly the runs' pairs."""
+    out = {}
     for mode in runs.modes:
-        table: dict[str, dict[str, float]] = {}
         for seed in runs.seeds:
             path = runs.folders[seed] / mode / VALIDATION_FILE
             if not path.is_file():
                 return None
-            last = json.loads(path.read_text())[-1]
-            steps.add(last["step"])
-            if sorted(last["valid_loss"]) != sorted(runs.pairs):
+            entries = json.loads(path.read_text())
+            if not entries or any(sorted(e["valid_loss"]) != sorted(runs.pairs) for e in entries):
                 return None
-            for pair, loss in last["valid_loss"].items():
-                table.setdefault(pair, {})[seed] = float(loss)
-            table.setdefault(ALL_PAIRS, {})[seed] = float(np.mean(list(last["valid_loss"].values())))
-        out[mode] = table
-    return out if len(steps) == 1 else None
+            out[(seed, mode)] = {
+                int(e["step"]): {pair: float(v) for pair, v in e["valid_loss"].items()} for e in entries
+            }
+    return out
+
+
+def _by_mode_pair_seed(
+    runs: RunSet, losses_at: dict[tuple[str, str], dict[str, float]]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{(seed, mode): {pair: loss}}`` -> ``[mode][pair][seed]`` with pair ``all`` = mean over pairs."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (seed, mode), by_pair in losses_at.items():
+        table = out.setdefault(mode, {})
+        for pair, loss in by_pair.items():
+            table.setdefault(pair, {})[seed] = loss
+        table.setdefault(ALL_PAIRS, {})[seed] = float(np.mean(list(by_pair.values())))
+    return {mode: out[mode] for mode in runs.modes}
+
+
+def validation_losses(runs: RunSet) -> dict[str, dict[str, dict[str, float]]] | None:
+    """``[mode][pair][seed]`` final validation loss (pair ``all`` = the mean over pairs), or None when
+    a history is missing or malformed, or the last entries disagree on their step."""
+    histories = _validation_histories(runs)
+    if histories is None or len({max(h) for h in histories.values()}) != 1:
+        return None
+    return _by_mode_pair_seed(runs, {key: h[max(h)] for key, h in histories.items()})
+
+
+def source_spread(losses: dict[str, float]) -> float | None:
+    """Mean over target languages with two or more sources of the standard deviation (ddof 0) of
+    the validation losses ``{"src-tgt": loss}`` into that target; None when no target has two.
+
+    About 0 means the model predicts a target the same way whatever the source: a language model
+    of the target that does not read its input yet (when the sources' dev sets share references)."""
+    by_target: dict[str, list[float]] = {}
+    for pair, loss in losses.items():
+        by_target.setdefault(pair.rpartition("-")[2], []).append(loss)
+    spreads = [float(np.std(values)) for values in by_target.values() if len(values) > 1]
+    return float(np.mean(spreads)) if spreads else None
+
+
+def validation_by_step(runs: RunSet, baseline: str, level: float) -> list[dict[str, Any]] | None:
+    """One row per validation step that every (seed, mode) history holds, in step order (None when
+    a history is missing or there are fewer than two such steps): ``loss[mode]`` the mean over
+    pairs and seeds, ``reduction[mode]`` the :func:`seed_interval` of baseline - mode of that mean,
+    ``pairs_lower[mode]`` the pairs whose seed-mean loss is below the baseline's, and
+    ``source_spread[mode]`` the seed mean of :func:`source_spread`."""
+    histories = _validation_histories(runs)
+    if histories is None:
+        return None
+    steps = sorted(set.intersection(*(set(h) for h in histories.values())))
+    if len(steps) < 2:
+        return None
+    rows = []
+    for step in steps:
+        table = _by_mode_pair_seed(runs, {key: h[step] for key, h in histories.items()})
+        mean = {m: {p: float(np.mean(list(v.values()))) for p, v in t.items()} for m, t in table.items()}
+        spreads = {
+            mode: [source_spread(histories[(seed, mode)][step]) for seed in runs.seeds] for mode in runs.modes
+        }
+        rows.append({
+            "step": step,
+            "loss": {mode: mean[mode][ALL_PAIRS] for mode in runs.modes},
+            "reduction": {
+                mode: seed_interval(
+                    [table[baseline][ALL_PAIRS][s] - table[mode][ALL_PAIRS][s] for s in runs.seeds], level
+                )
+                for mode in runs.modes if mode != baseline
+            },
+            "pairs_lower": {
+                mode: sum(mean[mode][p] < mean[baseline][p] for p in runs.pairs)
+                for mode in runs.modes if mode != baseline
+            },
+            "source_spread": {
+                mode: None if None in values else float(np.mean(values)) for mode, values in spreads.items()
+            },
+        })  # fmt: skip
+    return rows
 
 
 def compare_validation(
@@ -183,6 +255,32 @@ def _format_validation(results: dict[str, Any]) -> list[str]:
             f"{mode} vs {baseline} (validation loss): lower on {counts[BETTER]}, higher on {counts[WORSE]}, "
             f"not significant on {counts[NOT_SIGNIFICANT]} of {len(pairs)} pairs"
         )
+    return lines
+
+
+def _format_trajectory(results: dict[str, Any]) -> list[str]:
+    """Text of :func:`validation_by_step`: one line per validation step."""
+    modes, baseline = results["modes"], results["baseline"]
+    others = [m for m in modes if m != baseline]
+    lines = [
+        "",
+        "validation loss along training: mean over pairs and seeds; reduction = "
+        f"{baseline} - mode with its t interval over seeds; lower on = pairs below {baseline}; "
+        "spread = sd of the losses into one target over its sources (about 0: the source is not read)",
+        "  step" + "".join(f"{m:>10}" for m in modes)
+        + "".join(f"{'reduction ' + m:>22}{'t interval':>22}{'lower on':>10}" for m in others)
+        + "".join(f"{'spread ' + m:>16}" for m in modes),
+    ]  # fmt: skip
+    for row in results["validation_by_step"]:
+        line = f"{row['step']:6d}" + "".join(f"{row['loss'][m]:10.4f}" for m in modes)
+        for mode in others:
+            cut = row["reduction"][mode]
+            bounds = "n/a" if cut["low"] is None else f"[{cut['low']:+.4f}, {cut['high']:+.4f}]"
+            lower = f"{row['pairs_lower'][mode]}/{len(results['pairs'])}"
+            line += f"{cut['mean']:+22.4f}{bounds:>22}{lower:>10}"
+        spreads = (row["source_spread"][m] for m in modes)
+        line += "".join(f"{'n/a':>16}" if v is None else f"{v:16.4f}" for v in spreads)
+        lines.append(line)
     return lines
 
 
@@ -257,6 +355,8 @@ def format_report(results: dict[str, Any]) -> str:
             ]
     if "validation" in results:
         lines += _format_validation(results)
+    if "validation_by_step" in results:
+        lines += _format_trajectory(results)
     return "\n".join(lines) + "\n"
 
 
@@ -274,13 +374,15 @@ def compare_runs(
     pieces: str | Path | None = None,
     resamples: int = 1000,
     permutations: int = 9999,
+    steps: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Compare the modes of ``run_dirs`` (see :mod:`.runs`); write compare.{json,txt,png} to out_dir.
 
     With ``distances`` (a CSV for :func:`~gradvac_ds.analysis.report.tables.load_distances`), every
     mode with a similarity log in each seed also gets the intervals of
     :func:`~gradvac_ds.analysis.report.intervals.similarity_intervals` (``results["similarity"]``);
-    ``pieces`` is the trainer's piece_counts.npz (default: the first run folder's, if present).
+    ``pieces`` is the trainer's piece_counts.npz (default: the first run folder's, if present);
+    ``steps = (first, stop)`` limits that part to the log windows inside those GradVac steps.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"--alpha {alpha!r} must be in (0, 1)")
@@ -316,11 +418,14 @@ def compare_runs(
             "losses": losses,
             "comparisons": compare_validation(losses, runs.seeds, chosen, 1 - alpha),
         }
+    trajectory = validation_by_step(runs, chosen, 1 - alpha)
+    if trajectory is not None:
+        results["validation_by_step"] = trajectory
     if distances is not None:
         piece_file = Path(pieces) if pieces is not None else Path(run_dirs[0]) / "piece_counts.npz"
         results["similarity"] = similarity_by_mode(
             runs, load_distances(distances, distance_column), piece_file if piece_file.is_file() else None,
-            alpha=alpha, resamples=resamples, permutations=permutations,
+            alpha=alpha, resamples=resamples, permutations=permutations, steps=steps,
         )  # fmt: skip
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

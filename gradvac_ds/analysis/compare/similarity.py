@@ -22,8 +22,10 @@ def similarity_by_mode(
     alpha: float,
     resamples: int,
     permutations: int,
+    steps: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """``{mode: similarity_intervals(...)}`` for each mode whose every seed has a similarity log."""
+    """``{mode: similarity_intervals(...)}`` for each mode whose every seed has a similarity log;
+    ``steps = (first, stop)`` keeps the windows inside GradVac steps first <= step < stop."""
     overlap = load_piece_counts(pieces) if pieces is not None else None
     out = {}
     for mode in runs.modes:
@@ -31,9 +33,16 @@ def similarity_by_mode(
         if not all((log_dir(folder) / META_NAME).is_file() for folder in folders):
             continue
         logs = [load_similarity_log(folder) for folder in folders]
-        out[mode] = similarity_intervals(
-            logs, distances, overlap, resamples=resamples, permutations=permutations, alpha=alpha
-        )
+        if steps is not None:
+            logs = [log.steps_between(*steps) for log in logs]
+        first = min(log.windows[0].step_first for log in logs)
+        covered = [first, max(log.windows[-1].step_last for log in logs)]
+        out[mode] = {
+            **similarity_intervals(
+                logs, distances, overlap, resamples=resamples, permutations=permutations, alpha=alpha
+            ),
+            "steps": covered,
+        }
     return out
 
 
@@ -53,7 +62,8 @@ def format_similarity(similarity: dict[str, Any]) -> str:
         lines += [
             "",
             f"gradient similarity vs language distance ({result['distance_column']}), {mode}: "
-            f"{result['seeds']} seed(s), {sum(result['windows'])} windows; {level:.0%} bootstrap intervals "
+            f"{result['seeds']} seed(s), steps {result['steps'][0]}-{result['steps'][1]}, "
+            f"{sum(result['windows'])} windows; {level:.0%} bootstrap intervals "
             f"(seeds, then blocks of {'/'.join(map(str, result['block_windows']))} consecutive windows)",
         ]
         width = max(len(name) for name in measures) + 2
@@ -64,6 +74,11 @@ def format_similarity(similarity: dict[str, Any]) -> str:
             count = f"{test['permutations']} permutations, {test['num_pairs']} pairs"
             lines.append(f"  Mantel {name}: {shown} ({count})")
         lines.append(f"  finding 'similarity falls with distance': {result['finding']}")
+        if "finding_given_overlap" in result:
+            lines.append(
+                "  finding 'similarity falls with distance beyond shared vocabulary': "
+                f"{result['finding_given_overlap']}"
+            )
         per_part = [n for n in measures if n.startswith("rho[")]
         lines += [f"  {name:<{width}}{_interval(measures[name])}" for name in per_part]
         shares = [n for n in measures if n.startswith(("share[", "mean_similarity["))]

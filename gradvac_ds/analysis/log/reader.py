@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,18 @@ class SimilarityLogData:
     def total(self) -> Window:
         """All windows merged into one (count-weighted): run-level means and counts [L, K, K]."""
         return merge_windows(self.windows)
+
+    def steps_between(self, first: int, stop: int) -> SimilarityLogData:
+        """The log cut to the windows wholly inside GradVac steps ``first <= step < stop`` (steps
+        count applied optimizer steps from 0); ValueError naming the covered range when none is."""
+        kept = [w for w in self.windows if w.step_first >= first and w.step_last < stop]
+        if not kept:
+            covered = f"{self.windows[0].step_first}..{self.windows[-1].step_last}"
+            raise ValueError(
+                f"{self.path}: no window lies wholly inside steps {first}:{stop} (the log covers steps "
+                f"{covered} in windows of {self.window_length} steps)"
+            )
+        return dataclasses.replace(self, windows=kept)
 
 
 def load_similarity_log(run_dir: str | Path) -> SimilarityLogData:

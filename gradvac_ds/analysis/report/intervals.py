@@ -26,6 +26,10 @@ seed, over circular blocks of consecutive windows (``block``; default round(W^(1
 neighbouring windows of one run share its training state and are correlated).
 Mantel tests (unit relabelings) on the point estimate: similarity vs distance, vs overlap, and the
 partial test of similarity vs distance given overlap.
+
+Findings (:func:`distance_finding`): ``finding`` from ``rho`` and the Mantel test of similarity vs
+distance; with piece counts also ``finding_given_overlap`` from ``partial_rho`` and the partial
+Mantel test, i.e. whether distance still predicts similarity once shared vocabulary is accounted for.
 """
 
 from __future__ import annotations
@@ -243,6 +247,11 @@ def similarity_intervals(
         tests["similarity_vs_distance_given_overlap"] = vars(
             partial_mantel_test(sim, measures.distance, measures.overlap, permutations, seed=seed)
         )
+    findings = {"finding": distance_finding(estimates["rho"], tests["similarity_vs_distance"], alpha)}
+    if measures.overlap is not None:
+        findings["finding_given_overlap"] = distance_finding(
+            estimates["partial_rho"], tests["similarity_vs_distance_given_overlap"], alpha
+        )
     notes = []
     if len(windows) < 2:
         notes.append("one training window in all: the bootstrap intervals have zero width (use more steps)")
@@ -260,7 +269,7 @@ def similarity_intervals(
         "alpha": alpha,
         "measures": estimates,
         "mantel": tests,
-        "finding": distance_finding(estimates["rho"], tests["similarity_vs_distance"], alpha),
+        **findings,
     }
 
 

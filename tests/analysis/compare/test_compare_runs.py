@@ -12,7 +12,7 @@ from synthetic_logs import ACROSS, FAMILIES, GROUPS, WITHIN, planted_cosine
 
 from gradvac_ds.analysis.compare import compare_runs
 from gradvac_ds.analysis.compare.__main__ import main
-from gradvac_ds.analysis.compare.report import seed_interval
+from gradvac_ds.analysis.compare.report import seed_interval, source_spread
 from gradvac_ds.analysis.log import SimilarityLog
 
 PAIRS = {"aa-en": references(150, 1), "ab-en": references(150, 2), "ba-en": references(150, 3)}
@@ -90,6 +90,22 @@ def test_command_with_distances_reports_similarity_intervals(run_dir, tmp_path, 
     assert "gradient similarity vs language distance" in printed and "holds" in printed
     similarity = json.loads((tmp_path / "cli" / "compare.json").read_text())["similarity"]
     assert list(similarity) == ["gradvac"] and similarity["gradvac"]["seeds"] == 3
+    assert similarity["gradvac"]["steps"] == [0, 39] and similarity["gradvac"]["windows"] == [4, 4, 4]
+    code = main([
+        str(run_dir), "--out", str(tmp_path / "late"), "--distances", str(planted_distances),
+        "--bootstrap", "200", "--trials", "500", "--resamples", "100", "--permutations", "499",
+        "--steps", "10:",
+    ])  # fmt: skip
+    assert code == 0 and "3 seed(s), steps 10-39, 9 windows" in capsys.readouterr().out
+    late = json.loads((tmp_path / "late" / "compare.json").read_text())["similarity"]["gradvac"]
+    assert late["windows"] == [3, 3, 3]
+    assert main([str(run_dir), "--out", str(tmp_path / "x"), "--distances", str(planted_distances),
+                 "--steps", "50:60"]) == 2  # fmt: skip
+    assert "no window lies wholly inside steps 50:60" in capsys.readouterr().err
+    for bad in ("10", "30:10", "a:b"):
+        with pytest.raises(SystemExit):
+            main([str(run_dir), "--steps", bad])
+    assert "expected FIRST:STOP" in capsys.readouterr().err
 
 
 def test_command_errors_name_the_problem(run_dir, tmp_path, capsys):
@@ -144,6 +160,24 @@ def test_validation_losses_are_compared_over_seeds(tmp_path):
     text = (tmp_path / "out" / "compare.txt").read_text()
     expected = "gradvac vs sum (validation loss): lower on 1, higher on 1, not significant on 1 of 3 pairs"
     assert expected in text
+    first, last = results["validation_by_step"]
+    assert first["step"] == 4 and last["step"] == 8 and first["loss"] == {"sum": 4.0, "gradvac": 4.0}
+    assert first["reduction"]["gradvac"]["mean"] == 0.0 and first["pairs_lower"]["gradvac"] == 0
+    assert first["source_spread"] == {"sum": 0.0, "gradvac": 0.0}
+    final = results["validation"]["losses"]
+    means = {m: {p: np.mean(list(final[m][p].values())) for p in PAIRS} for m in ("sum", "gradvac")}
+    lower = sum(means["gradvac"][p] < means["sum"][p] for p in PAIRS)
+    assert lower >= 1 and last["pairs_lower"]["gradvac"] == lower  # aa-en, and ab-en when noise says so
+    assert last["reduction"]["gradvac"]["low"] is not None
+    assert last["source_spread"]["sum"] < 0.03  # the three sources into en: equal up to noise
+    assert last["source_spread"]["gradvac"] == pytest.approx(np.std([2.5, 3.0, 3.5]), abs=0.03)
+    assert "validation loss along training" in text
+
+
+def test_source_spread_is_the_mean_spread_over_targets_with_several_sources():
+    assert source_spread({"aa-en": 1.0, "ab-en": 3.0, "en-aa": 5.0}) == pytest.approx(1.0)
+    assert source_spread({"aa-en": 1.0, "ab-en": 3.0, "aa-xx": 2.0, "ab-xx": 2.0}) == pytest.approx(0.5)
+    assert source_spread({"en-aa": 1.0, "en-ab": 2.0}) is None
 
 
 def test_runs_without_validation_history_skip_the_loss_comparison(run_dir, tmp_path):

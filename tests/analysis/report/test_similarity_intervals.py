@@ -54,6 +54,7 @@ def test_planted_structure_holds_with_intervals_and_mantel(tmp_path, planted_dis
     assert rho["estimate"] < -0.5 and rho["high"] < 0 and rho["low"] < rho["estimate"]
     assert result["mantel"]["similarity_vs_distance"]["p_value"] < 0.01
     assert result["finding"] == "holds" and result["seeds"] == 3 and result["windows"] == [6, 6, 6]
+    assert result["finding_given_overlap"] == "holds"  # the pieces are unrelated to the families
     within = result["measures"]["similarity[aa|ab]"]
     assert within["low"] < WITHIN < within["high"]
     assert result["measures"]["partial_rho"]["high"] < 0
@@ -69,7 +70,7 @@ def test_unstructured_similarity_is_not_significant(tmp_path, planted_distances)
     result = similarity_intervals(logs, load_distances(planted_distances), **FAST)
     assert result["finding"] == "not significant"
     assert result["mantel"]["similarity_vs_distance"]["p_value"] > 0.05
-    assert "partial_rho" not in result["measures"]
+    assert "partial_rho" not in result["measures"] and "finding_given_overlap" not in result
 
 
 def test_shared_pieces_can_account_for_the_correlation(tmp_path):
@@ -95,6 +96,32 @@ def test_shared_pieces_can_account_for_the_correlation(tmp_path):
     assert result["mantel"]["similarity_vs_distance_given_overlap"]["p_value"] > 0.05
     partial = result["measures"]["partial_rho"]
     assert partial["low"] < 0 < partial["high"]
+    assert result["finding"] == "holds" and result["finding_given_overlap"] == "not significant"
+
+
+def test_a_step_range_analyses_only_its_windows(tmp_path, planted_distances):
+    """60 steps of random similarity, then 60 with family structure: the second half holds, the
+    first does not, and a range past the log's end is refused with the covered steps named."""
+    rng = np.random.default_rng(2)
+    families = np.array([FAMILIES[lang] for lang in LANGUAGES])
+    structured = np.where(families[:, None] == families[None, :], WITHIN, ACROSS)
+    noise = rng.uniform(-0.2, 0.6, (len(LANGUAGES), len(LANGUAGES)))
+    steps = planted_cosine(rng, LANGUAGES, (noise + noise.T) / 2, 60)
+    steps += planted_cosine(rng, LANGUAGES, structured, 60)
+    with SimilarityLog(tmp_path / "r", [f"{lang}-en" for lang in LANGUAGES], GROUPS, window=10) as log:
+        for step, stats in enumerate(steps):
+            log.record(step, stats)
+    full = load_similarity_log(tmp_path / "r")
+    late, early = full.steps_between(60, 120), full.steps_between(0, 60)
+    assert [w.step_first for w in late.windows] == [60, 70, 80, 90, 100, 110]
+    assert [w.step_last for w in early.windows] == [9, 19, 29, 39, 49, 59]
+    assert full.steps_between(15, 45).windows == full.windows[2:4]  # only windows wholly inside
+    distances = load_distances(planted_distances)
+    assert similarity_intervals([late], distances, **FAST)["finding"] == "holds"
+    assert similarity_intervals([early], distances, **FAST)["finding"] == "not significant"
+    covered = r"inside steps 200:300 \(the log covers steps 0\.\.119 in windows of 10"
+    with pytest.raises(ValueError, match=covered):
+        full.steps_between(200, 300)
 
 
 def test_piece_overlap_is_histogram_intersection():
