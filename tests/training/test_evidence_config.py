@@ -1,6 +1,6 @@
 """configs/evidence_bible*.yaml (the full-length plan and the one-session run) meet issue 14's
 design: both directions, >= 10 languages of >= 4 families (by ../shared/eval-data/languages.csv
-when present), >= 3 seeds of sum and gradvac."""
+when present), >= 3 seeds of sum and gradvac. The length probe continues the session run's seed 1."""
 
 from __future__ import annotations
 
@@ -12,12 +12,32 @@ import pytest
 from gradvac_ds.training.run_config import RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((REPO / "configs").glob("evidence_bible*.yaml"))
+CONFIGS = [REPO / "configs" / f"evidence_bible{suffix}.yaml" for suffix in ("", "_session")]
+LENGTH_PROBE = REPO / "configs" / "evidence_bible_length.yaml"
 EVAL_DATA = [REPO.parent / "shared" / "eval-data", Path("/work/shared/eval-data")]
 
 
-def test_both_evidence_configs_exist():
-    assert [path.name for path in CONFIGS] == ["evidence_bible.yaml", "evidence_bible_session.yaml"]
+def test_the_evidence_configs_are_all_known():
+    found = sorted(path.name for path in (REPO / "configs").glob("evidence_bible*.yaml"))
+    assert found == sorted(path.name for path in [*CONFIGS, LENGTH_PROBE])
+
+
+def test_the_length_probe_repeats_the_session_run_longer():
+    """Same data, model and DeepSpeed settings as the session run; its seed 1 and sum/gradvac; a
+    validation at the session run's last step, so the first 160 steps are comparable."""
+    session, probe = RunConfig.from_yaml(CONFIGS[1]), RunConfig.from_yaml(LENGTH_PROBE)
+    assert probe.data == session.data and probe.model == session.model
+    assert probe.evaluation == session.evaluation
+    assert probe.training.seeds == session.training.seeds[:1]
+    assert probe.training.modes == session.training.modes
+    assert probe.training.lr == session.training.lr
+    assert probe.training.warmup_steps == session.training.warmup_steps
+    assert probe.training.steps > session.training.steps
+    assert session.training.steps % probe.training.eval_interval == 0
+    assert probe.training.steps % probe.training.eval_interval == 0
+    strip = ("consistency_check_interval",)
+    gradvac = {k: v for k, v in probe.deepspeed["gradvac"].items() if k not in strip}
+    assert gradvac == {k: v for k, v in session.deepspeed["gradvac"].items() if k not in strip}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)
