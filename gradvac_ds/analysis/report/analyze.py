@@ -7,7 +7,9 @@ Quantities (L groups, K tasks, U units; see :mod:`.units` for tasks -> units):
 - per-window similarity: the same per window -> [W, U, U] (similarity over training);
 - layer profile: per group, the mean of the unit similarity over unit pairs -> [L];
 - fire rate of task i towards j: fired / evaluated, summed over groups and steps -> [K, K];
-  mean |coefficient| likewise over the fired evaluations.
+  mean |coefficient| likewise over the fired evaluations;
+- target warm-up (GradVac runs): how much of its EMA targets' weight the observed cosines carry
+  after the steps each task pair spent together (:func:`target_warmup`).
 """
 
 from __future__ import annotations
@@ -128,6 +130,31 @@ def _fire_statistics(log: SimilarityLogData) -> dict[str, Any]:
             "overall": coefficient_sum[off].sum() / fired.sum() if fired.sum() else None,
             "per_pair": {pair_key(names[i], names[j]): float(coefficient[i, j]) for i, j in pairs},
         },
+    }
+
+
+def target_warmup(log: SimilarityLogData) -> dict[str, Any] | None:
+    """How far GradVac's EMA targets can have moved from their start at 0 (None unless the log's
+    metadata says mode gradvac and gives beta).
+
+    A target phi_hat[l, i, j] moves only on the steps where tasks i and j are both present; after n
+    such steps it is ``(1 - beta)^n * 0 + sum_t beta (1 - beta)^(n - t) phi_t``, so its observed
+    cosines carry the weight ``1 - (1 - beta)^n`` and the zero start the rest: while that weight is
+    small GradVac acts like PCGrad (target about 0). n_ij is the most steps over groups on which the
+    pair's cosine was evaluated; reported as the median and the minimum over task pairs."""
+    beta = log.metadata.get("beta")
+    if log.metadata.get("mode") != "gradvac" or not isinstance(beta, int | float):
+        return None
+    counts = log.total().cos_count.max(axis=0)
+    together = counts[np.triu_indices(len(log.task_names), k=1)].astype(np.float64)
+    if together.size == 0:
+        return None
+    median, least = float(np.median(together)), float(together.min())
+    return {
+        "beta": float(beta),
+        "steps": log.num_steps,
+        "steps_together": {"median": median, "min": least},
+        "observed_weight": {"median": 1 - (1 - beta) ** median, "min": 1 - (1 - beta) ** least},
     }
 
 
@@ -319,6 +346,7 @@ def analyze_run(
         },
         "fire_rate": fire["fire_rate"],
         "mean_abs_coefficient": fire["mean_abs_coefficient"],
+        "target_warmup": target_warmup(log),
         **_distance_results(sim, mapping, distance_table, out, notes, figures),
         **family_results,
     }

@@ -47,6 +47,18 @@ def _spearman_line(results: Mapping[str, Any]) -> str:
     )
 
 
+def _warmup_lines(warmup: Mapping[str, Any] | None) -> list[str]:
+    if warmup is None:
+        return []
+    together, weight = warmup["steps_together"], warmup["observed_weight"]
+    return [
+        f"GradVac targets (EMA, beta {warmup['beta']:g}): task pairs present together on a median "
+        f"{together['median']:g} of {warmup['steps']} steps (min {together['min']:g}); the targets weigh "
+        f"their observed cosines {weight['median']:.0%} (min {weight['min']:.0%}) and their zero start "
+        "the rest (about PCGrad while small)"
+    ]
+
+
 def write_text(results: Mapping[str, Any], path: Path) -> Path:
     """report.txt: the headline numbers, the reasons for any missing value, and the figure list."""
     first, last = results["step_range"]
@@ -65,6 +77,7 @@ def write_text(results: Mapping[str, Any], path: Path) -> Path:
         "",
         f"GradVac fire rate overall: {_number(fire['overall'])}; mean |coefficient| when fired: "
         f"{_number(coefficient['overall'], '.3g')}",
+        *_warmup_lines(results["target_warmup"]),
         "",
         _spearman_line(results),
         f"adjusted Rand index (dendrogram cut into {results['num_families']} clusters vs families): "

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from matplotlib.image import imread
-from synthetic_logs import ACROSS, FAMILIES, WITHIN
+from synthetic_logs import ACROSS, FAMILIES, WITHIN, make_stats
 
 from gradvac_ds.analysis.__main__ import main
-from gradvac_ds.analysis.report.analyze import analyze_run
+from gradvac_ds.analysis.log import SimilarityLog
+from gradvac_ds.analysis.log.reader import load_similarity_log
+from gradvac_ds.analysis.report.analyze import analyze_run, target_warmup
 
 FIGURES = [
     "similarity_heatmap.png",
@@ -113,3 +116,24 @@ def test_cli_reports_bad_input_clearly(planted_run, tmp_path, capsys):
     assert "unknown ['zz']" in capsys.readouterr().err
     assert main([str(tmp_path / "no_run")]) == 2
     assert "no similarity log" in capsys.readouterr().err
+
+
+def test_target_warmup_counts_the_steps_each_pair_was_present_together(tmp_path, planted_run):
+    """4 tasks, 10 steps: a and b on all, c on the first 4, d on the first 7 -> pairs together
+    10, 4, 7, 4, 7, 4 times (median 5.5, min 4); with beta 0.1 the weights are 1 - 0.9^n."""
+    tasks, groups = ["a-en", "b-en", "c-en", "d-en"], ["encoder.layers.0", "decoder.layers.0"]
+    cosine, shape = np.full((2, 4, 4), 0.3), (2, 4, 4)
+    metadata = {"mode": "gradvac", "beta": 0.1}
+    with SimilarityLog(tmp_path / "w", tasks, groups, window=5, metadata=metadata) as log:
+        for step in range(10):
+            active = np.array([True, True, step < 4, step < 7])
+            log.record(step, make_stats(cosine, np.zeros(shape, bool), np.zeros(shape), active))
+    warmup = target_warmup(load_similarity_log(tmp_path / "w"))
+    assert warmup["steps"] == 10 and warmup["steps_together"] == {"median": 5.5, "min": 4.0}
+    assert warmup["observed_weight"]["median"] == pytest.approx(1 - 0.9**5.5)
+    assert warmup["observed_weight"]["min"] == pytest.approx(1 - 0.9**4)
+    report = analyze_run(tmp_path / "w", tmp_path / "out")
+    assert report["target_warmup"] == warmup
+    text = (tmp_path / "out" / "report.txt").read_text()
+    assert "present together on a median 5.5 of 10 steps (min 4)" in text
+    assert analyze_run(planted_run(), tmp_path / "plain")["target_warmup"] is None  # no mode/beta
