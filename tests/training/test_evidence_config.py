@@ -14,12 +14,13 @@ from gradvac_ds.training.run_config import RunConfig
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = [REPO / "configs" / f"evidence_bible{suffix}.yaml" for suffix in ("", "_session")]
 LENGTH_PROBE = REPO / "configs" / "evidence_bible_length.yaml"
+BETA_PROBE = REPO / "configs" / "evidence_bible_beta.yaml"
 EVAL_DATA = [REPO.parent / "shared" / "eval-data", Path("/work/shared/eval-data")]
 
 
 def test_the_evidence_configs_are_all_known():
     found = sorted(path.name for path in (REPO / "configs").glob("evidence_bible*.yaml"))
-    assert found == sorted(path.name for path in [*CONFIGS, LENGTH_PROBE])
+    assert found == sorted(path.name for path in [*CONFIGS, LENGTH_PROBE, BETA_PROBE])
 
 
 def test_the_length_probe_repeats_the_session_run_longer():
@@ -58,3 +59,16 @@ def test_evidence_languages_span_four_families(path: Path):
     languages = RunConfig.from_yaml(path).data.languages
     assert set(languages) <= set(families)
     assert len({families[lang] for lang in languages}) >= 4
+
+
+def test_the_beta_probe_changes_only_beta_of_the_length_probes_gradvac_run():
+    length, beta = RunConfig.from_yaml(LENGTH_PROBE), RunConfig.from_yaml(BETA_PROBE)
+    assert beta.training.modes == ("gradvac",) and beta.training.seeds == length.training.seeds
+    assert beta.data == length.data and beta.model == length.model and beta.evaluation == length.evaluation
+    assert beta.training.steps == length.training.steps and beta.training.lr == length.training.lr
+    changed = {
+        k
+        for k in length.deepspeed["gradvac"]
+        if beta.deepspeed["gradvac"][k] != length.deepspeed["gradvac"][k]
+    }
+    assert changed == {"beta"} and beta.deepspeed["gradvac"]["beta"] > length.deepspeed["gradvac"]["beta"]
