@@ -250,7 +250,7 @@ def _format_validation(results: dict[str, Any]) -> list[str]:
             row, label = by_pair[pair], "average" if pair == ALL_PAIRS else pair
             bounds = "n/a" if row["low"] is None else f"[{row['low']:+.4f}, {row['high']:+.4f}]"
             lines.append(f"{label:<{width + 2}}{row['mean']:+9.4f}   {bounds:<22}{row['finding']}")
-        counts = {o: sum(by_pair[p]["finding"] == o for p in pairs) for o in (BETTER, WORSE, NOT_SIGNIFICANT)}
+        counts = _outcome_counts([by_pair[p]["finding"] for p in pairs])
         lines.append(
             f"{mode} vs {baseline} (validation loss): lower on {counts[BETTER]}, higher on {counts[WORSE]}, "
             f"not significant on {counts[NOT_SIGNIFICANT]} of {len(pairs)} pairs"
@@ -284,16 +284,15 @@ def _format_trajectory(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _outcome_counts(outcomes: Sequence[str]) -> dict[str, int]:
+    """How many of ``outcomes`` are better / worse / not significant."""
+    return {outcome: list(outcomes).count(outcome) for outcome in (BETTER, WORSE, NOT_SIGNIFICANT)}
+
+
 def _summary(comparisons: dict[str, Any], pairs: Sequence[str]) -> dict[str, dict[str, dict[str, int]]]:
     """``[mode][metric]``: number of pairs judged better / worse / not significant."""
     return {
-        mode: {
-            metric: {
-                outcome: sum(by_pair[p][metric]["verdict"] == outcome for p in pairs)
-                for outcome in (BETTER, WORSE, NOT_SIGNIFICANT)
-            }
-            for metric in METRICS
-        }
+        mode: {metric: _outcome_counts([by_pair[p][metric]["verdict"] for p in pairs]) for metric in METRICS}
         for mode, by_pair in comparisons.items()
     }
 
