@@ -359,6 +359,14 @@ time.sleep(60)
 """
 
 
+def _default_signals() -> None:
+    """In the child before exec: SIGINT and SIGQUIT back to their defaults, as SLURM starts a batch
+    script. A test session started as a background job (``nohup ... &``) has them ignored, the
+    child would inherit that, and a non-interactive bash cannot trap a signal ignored on entry."""
+    for signum in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_slurm_script_forwards_the_signal_to_its_launcher(tmp_path, signum):
     """launch/slurm.sbatch run by bash as SLURM would, with stand-ins for SLURM's own commands (this
@@ -374,7 +382,7 @@ def test_slurm_script_forwards_the_signal_to_its_launcher(tmp_path, signum):
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", SLURM_JOB_NODELIST="n1", SLURM_JOB_ID="7")
     env["SLURM_NNODES"] = "1"
     cmd = ["bash", "launch/slurm.sbatch", "configs/demo.yaml", "torchrun"]
-    script = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
+    script = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, preexec_fn=_default_signals)
     try:
         deadline = time.monotonic() + 30
         while not (log.is_file() and log.read_text().startswith("started")):
