@@ -55,7 +55,7 @@ def _warmup_lines(warmup: Mapping[str, Any] | None) -> list[str]:
         f"GradVac targets (EMA, beta {warmup['beta']:g}): task pairs present together on a median "
         f"{together['median']:g} of {warmup['steps']} steps (min {together['min']:g}); the targets weigh "
         f"their observed cosines {weight['median']:.0%} (min {weight['min']:.0%}) and their zero start "
-        "the rest (about PCGrad while small)"
+        "the rest (while that weight is small, GradVac acts much like PCGrad)"
     ]
 
 
