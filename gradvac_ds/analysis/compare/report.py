@@ -126,7 +126,11 @@ VALIDATION_FILE = "validation.json"
 """The trainer's validation history in each mode folder: a list of {"step", "valid_loss": {pair: loss}}."""
 
 
-def _validation_histories(runs: RunSet) -> dict[tuple[str, str], dict[int, dict[str, float]]] | None:
+Histories = dict[tuple[str, str], dict[int, dict[str, float]]]
+"""``[(seed, mode)][step][pair]`` validation losses of every run folder."""
+
+
+def validation_histories(runs: RunSet) -> Histories | None:
     """``[(seed, mode)][step][pair]`` validation losses, or None when a (seed, mode) folder has no
     validation history or one of its entries does not cover exactly the runs' pairs."""
     out = {}
@@ -157,11 +161,10 @@ def _by_mode_pair_seed(
     return {mode: out[mode] for mode in runs.modes}
 
 
-def validation_losses(runs: RunSet) -> dict[str, dict[str, dict[str, float]]] | None:
+def validation_losses(runs: RunSet, histories: Histories) -> dict[str, dict[str, dict[str, float]]] | None:
     """``[mode][pair][seed]`` final validation loss (pair ``all`` = the mean over pairs), or None when
-    a history is missing or malformed, or the last entries disagree on their step."""
-    histories = _validation_histories(runs)
-    if histories is None or len({max(h) for h in histories.values()}) != 1:
+    the last entries of the :func:`validation_histories` disagree on their step."""
+    if len({max(h) for h in histories.values()}) != 1:
         return None
     return _by_mode_pair_seed(runs, {key: h[max(h)] for key, h in histories.items()})
 
@@ -179,15 +182,14 @@ def source_spread(losses: dict[str, float]) -> float | None:
     return float(np.mean(spreads)) if spreads else None
 
 
-def validation_by_step(runs: RunSet, baseline: str, level: float) -> list[dict[str, Any]] | None:
+def validation_by_step(
+    runs: RunSet, histories: Histories, baseline: str, level: float
+) -> list[dict[str, Any]] | None:
     """One row per validation step that every (seed, mode) history holds, in step order (None when
-    a history is missing or there are fewer than two such steps): ``loss[mode]`` the mean over
+    there are fewer than two such steps): ``loss[mode]`` the mean over
     pairs and seeds, ``reduction[mode]`` the :func:`seed_interval` of baseline - mode of that mean,
     ``pairs_lower[mode]`` the pairs whose seed-mean loss is below the baseline's, and
     ``source_spread[mode]`` the seed mean of :func:`source_spread`."""
-    histories = _validation_histories(runs)
-    if histories is None:
-        return None
     steps = sorted(set.intersection(*(set(h) for h in histories.values())))
     if len(steps) < 2:
         return None
@@ -234,6 +236,11 @@ def compare_validation(
     }
 
 
+def _bounds(interval: dict[str, Any]) -> str:
+    """A :func:`seed_interval`'s bounds as text ("n/a" with one seed)."""
+    return "n/a" if interval["low"] is None else f"[{interval['low']:+.4f}, {interval['high']:+.4f}]"
+
+
 def _format_validation(results: dict[str, Any]) -> list[str]:
     """Text of the validation-loss comparison: mean ± sd per mode, then each mode's reductions."""
     validation, pairs, baseline = results["validation"], results["pairs"], results["baseline"]
@@ -248,8 +255,7 @@ def _format_validation(results: dict[str, Any]) -> list[str]:
                   + "     mean   t interval            finding"]  # fmt: skip
         for pair in [*pairs, ALL_PAIRS]:
             row, label = by_pair[pair], "average" if pair == ALL_PAIRS else pair
-            bounds = "n/a" if row["low"] is None else f"[{row['low']:+.4f}, {row['high']:+.4f}]"
-            lines.append(f"{label:<{width + 2}}{row['mean']:+9.4f}   {bounds:<22}{row['finding']}")
+            lines.append(f"{label:<{width + 2}}{row['mean']:+9.4f}   {_bounds(row):<22}{row['finding']}")
         counts = _outcome_counts([by_pair[p]["finding"] for p in pairs])
         lines.append(
             f"{mode} vs {baseline} (validation loss): lower on {counts[BETTER]}, higher on {counts[WORSE]}, "
@@ -275,9 +281,8 @@ def _format_trajectory(results: dict[str, Any]) -> list[str]:
         line = f"{row['step']:6d}" + "".join(f"{row['loss'][m]:10.4f}" for m in modes)
         for mode in others:
             cut = row["reduction"][mode]
-            bounds = "n/a" if cut["low"] is None else f"[{cut['low']:+.4f}, {cut['high']:+.4f}]"
             lower = f"{row['pairs_lower'][mode]}/{len(results['pairs'])}"
-            line += f"{cut['mean']:+22.4f}{bounds:>22}{lower:>10}"
+            line += f"{cut['mean']:+22.4f}{_bounds(cut):>22}{lower:>10}"
         spreads = (row["source_spread"][m] for m in modes)
         line += "".join(f"{'n/a':>16}" if v is None else f"{v:16.4f}" for v in spreads)
         lines.append(line)
@@ -411,13 +416,14 @@ def compare_runs(
         "comparisons": comparisons,
         "summary": _summary(comparisons, runs.pairs),
     }
-    losses = validation_losses(runs)
+    histories = validation_histories(runs)
+    losses = validation_losses(runs, histories) if histories is not None else None
     if losses is not None:
         results["validation"] = {
             "losses": losses,
             "comparisons": compare_validation(losses, runs.seeds, chosen, 1 - alpha),
         }
-    trajectory = validation_by_step(runs, chosen, 1 - alpha)
+    trajectory = validation_by_step(runs, histories, chosen, 1 - alpha) if histories is not None else None
     if trajectory is not None:
         results["validation_by_step"] = trajectory
     if distances is not None:

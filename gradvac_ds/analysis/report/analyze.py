@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gradvac_ds.analysis.log.reader import SimilarityLogData, load_similarity_log
+from gradvac_ds.analysis.log.window import Window
 from gradvac_ds.analysis.report import plots
 from gradvac_ds.analysis.report.layers import layer_profile
 from gradvac_ds.analysis.report.metrics import distance_correlation, family_agreement, similarity_linkage
@@ -108,9 +109,9 @@ def _as_distances(
     return load_distances(distances, column)
 
 
-def _fire_statistics(log: SimilarityLogData) -> dict[str, Any]:
-    """Fire rate and mean |coefficient| per ordered task pair "i|j" (i corrected towards j) and overall."""
-    total = log.total()
+def _fire_statistics(log: SimilarityLogData, total: Window) -> dict[str, Any]:
+    """Fire rate and mean |coefficient| per ordered task pair "i|j" (i corrected towards j) and overall,
+    from ``total``, the log's windows merged."""
     off = ~np.eye(len(log.task_names), dtype=bool)
     evaluated = np.where(off, total.cos_count.sum(0), 0)
     fired = np.where(off, total.fire_count.sum(0), 0)
@@ -133,7 +134,7 @@ def _fire_statistics(log: SimilarityLogData) -> dict[str, Any]:
     }
 
 
-def target_warmup(log: SimilarityLogData) -> dict[str, Any] | None:
+def target_warmup(log: SimilarityLogData, total: Window) -> dict[str, Any] | None:
     """How far GradVac's EMA targets can have moved from their start at 0 (None unless the log's
     metadata says mode gradvac and gives beta).
 
@@ -141,11 +142,12 @@ def target_warmup(log: SimilarityLogData) -> dict[str, Any] | None:
     such steps it is ``(1 - beta)^n * 0 + sum_t beta (1 - beta)^(n - t) phi_t``, so its observed
     cosines carry the weight ``1 - (1 - beta)^n`` and the zero start the rest: while that weight is
     small GradVac acts like PCGrad (target about 0). n_ij is the most steps over groups on which the
-    pair's cosine was evaluated; reported as the median and the minimum over task pairs."""
+    pair's cosine was evaluated (``total``: the log's windows merged); reported as the median and
+    the minimum over task pairs."""
     beta = log.metadata.get("beta")
     if log.metadata.get("mode") != "gradvac" or not isinstance(beta, int | float):
         return None
-    counts = log.total().cos_count.max(axis=0)
+    counts = total.cos_count.max(axis=0)
     together = counts[np.triu_indices(len(log.task_names), k=1)].astype(np.float64)
     if together.size == 0:
         return None
@@ -312,7 +314,7 @@ def analyze_run(
     plots.plot_layer_profile(profile, out / "layer_profile.png")
     figures.append("layer_profile.png")
 
-    fire = _fire_statistics(log)
+    fire = _fire_statistics(log, total)
     if len(log.task_names) >= 2:
         plots.plot_fire_rate(
             fire["rate_matrix"], fire["coefficient_matrix"], log.task_names, out / "fire_rate.png"
@@ -346,7 +348,7 @@ def analyze_run(
         },
         "fire_rate": fire["fire_rate"],
         "mean_abs_coefficient": fire["mean_abs_coefficient"],
-        "target_warmup": target_warmup(log),
+        "target_warmup": target_warmup(log, total),
         **_distance_results(sim, mapping, distance_table, out, notes, figures),
         **family_results,
     }

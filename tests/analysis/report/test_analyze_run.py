@@ -128,7 +128,8 @@ def test_target_warmup_counts_the_steps_each_pair_was_present_together(tmp_path,
         for step in range(10):
             active = np.array([True, True, step < 4, step < 7])
             log.record(step, make_stats(cosine, np.zeros(shape, bool), np.zeros(shape), active))
-    warmup = target_warmup(load_similarity_log(tmp_path / "w"))
+    log = load_similarity_log(tmp_path / "w")
+    warmup = target_warmup(log, log.total())
     assert warmup["steps"] == 10 and warmup["steps_together"] == {"median": 5.5, "min": 4.0}
     assert warmup["observed_weight"]["median"] == pytest.approx(1 - 0.9**5.5)
     assert warmup["observed_weight"]["min"] == pytest.approx(1 - 0.9**4)
