@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
 
+    from gradvac_ds.training.reproducibility import set_library_environment
+
+    set_library_environment()  # before torch loads MKL
     from gradvac_ds.training.run_config import RunConfig
 
     config = RunConfig.from_yaml(args.config, parse_overrides(args.set))

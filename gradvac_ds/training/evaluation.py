@@ -177,17 +177,20 @@ def _collect_finished(
 
 @dataclass(frozen=True)
 class PairScores:
-    """Corpus scores of one language pair with the sacreBLEU signatures that make them reproducible."""
+    """Corpus scores of one language pair with the sacreBLEU signatures that make them reproducible;
+    ``exact_match`` is the fraction of hypotheses identical to their reference (sentence accuracy)."""
 
     bleu: float
     chrf: float
     bleu_signature: str
     chrf_signature: str
     sentences: int
+    exact_match: float
 
 
 def score_corpus(hypotheses: Sequence[str], references: Sequence[str], tokenize: str = "13a") -> PairScores:
-    """Corpus BLEU (sacreBLEU, ``tokenize``) and chrF (character 6-grams, β=2) of detokenised text."""
+    """Corpus BLEU (sacreBLEU, ``tokenize``), chrF (character 6-grams, β=2) and the exact-match rate
+    of detokenised text."""
     if len(hypotheses) != len(references):
         raise ValueError(
             f"hypotheses and references differ in length: {len(hypotheses)} vs {len(references)}"
@@ -202,6 +205,7 @@ def score_corpus(hypotheses: Sequence[str], references: Sequence[str], tokenize:
         bleu_signature=str(bleu.get_signature()),
         chrf_signature=str(chrf.get_signature()),
         sentences=len(hypotheses),
+        exact_match=sum(h == r for h, r in zip(hypotheses, references, strict=True)) / len(hypotheses),
     )
 
 

@@ -18,6 +18,7 @@ starts; errors name the field and the allowed values. ``gradient_accumulation_st
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ from gradvac_ds.config import (
     split_config,
 )
 from gradvac_ds.training.data import DataConfig
-from gradvac_ds.training.modeling.config import MODEL_KINDS
+from gradvac_ds.training.modeling.config import MODEL_KINDS, ModelConfig, config_from_mapping, resolve_config
+from gradvac_ds.training.schedules import LR_SCHEDULES
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -64,20 +66,36 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ModelSection:
-    """Which architecture to build: a preset of ``models/`` (or a YAML path), its kind, TP size."""
+    """Which architecture to build: a preset of ``models/`` (or a YAML path), its kind, TP size.
+
+    ``overrides`` sets fields of the preset's :class:`~gradvac_ds.training.modeling.config.ModelConfig`
+    (e.g. ``{dropout: 0.0, label_smoothing: 0.1}``); unknown fields and bad values are refused when
+    the run config is read.
+    """
 
     preset: str = "tiny"
     kind: str = "encdec"
     tensor_parallel: int = 1
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, MODEL_KINDS)
         check_positive("tensor_parallel", self.tensor_parallel)
+        self.model_config()
+
+    def model_config(self) -> ModelConfig:
+        """The preset with ``overrides`` applied, validated."""
+        base = resolve_config(self.preset)
+        if not self.overrides:
+            return base
+        return config_from_mapping({**dataclasses.asdict(base), **self.overrides})
 
 
 @dataclass(frozen=True)
 class TrainingSection:
-    """Optimisation: AdamW with linear warm-up to ``lr`` then inverse-square-root decay.
+    """Optimisation: AdamW with linear warm-up to ``lr``, then ``lr_schedule`` (``inverse_sqrt``,
+    ``cosine`` to ``min_lr_ratio * lr`` at the last step, or ``constant``; see
+    :mod:`gradvac_ds.training.schedules`).
 
     ``seeds``: train every mode once per seed (``<run_dir>/seed<s>/<mode>/``, then the comparison
     of ``gradvac-compare``); empty (the default) trains each mode once into ``<run_dir>/<mode>/``.
@@ -97,11 +115,17 @@ class TrainingSection:
     (from 2^32, the largest initial scale in common use, at the 34th). A bf16/fp32 run has no scale to
     calibrate: a streak of skips there means the model or the data went bad, and 50 wasted steps
     are few.
+
+    ``threads`` (intra-op threads per rank; None keeps ``OMP_NUM_THREADS`` or torch's default) and
+    ``deterministic`` (torch's deterministic kernels) make two runs of one config bitwise equal on
+    one machine; see :mod:`gradvac_ds.training.reproducibility`.
     """
 
     steps: int = 200
     lr: float = 1e-3
     warmup_steps: int = 50
+    lr_schedule: str = "inverse_sqrt"
+    min_lr_ratio: float = 0.0
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
     eval_interval: int = 100
@@ -111,13 +135,19 @@ class TrainingSection:
     dist_timeout_minutes: float = 30.0
     max_consecutive_skipped_steps: int = 50
     similarity_window: int = 50
+    threads: int | None = None
+    deterministic: bool = True
 
     def __post_init__(self) -> None:
         positive = ("steps", "dist_timeout_minutes", "lr", "eval_interval", "checkpoint_interval")
         for name in (*positive, "similarity_window"):
             check_positive(name, getattr(self, name))
         check_range("warmup_steps", self.warmup_steps, 0)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_range("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
         check_range("max_consecutive_skipped_steps", self.max_consecutive_skipped_steps, 0)
+        if self.threads is not None:
+            check_positive("threads", self.threads)
         check_range("weight_decay", self.weight_decay, 0.0)
         for beta in self.betas:
             check_range("betas", beta, 0.0, 1.0)

@@ -41,6 +41,7 @@ def comparison_table(
     results: Mapping[str, Scores],
     valid_loss: Mapping[str, Mapping[str, float]] | None = None,
     note: str | None = None,
+    source_gap: Mapping[str, Mapping[str, float] | None] | None = None,
 ) -> str:
     """One table: a row per language pair and the average row; per mode the final validation loss
     (when ``valid_loss`` = {mode: {pair: loss}} is given) and test BLEU (chrF).
@@ -48,7 +49,9 @@ def comparison_table(
     Below it: the sacreBLEU signature, and with two or more modes their ranking by average BLEU
     (higher first) and by average validation loss (lower first), saying when the two disagree (some
     mode has both the higher BLEU and the higher loss of a pair of modes, at the shown precision);
-    ``note`` (e.g. the seeds) ends the table.
+    ``source_gap`` = {mode: {pair: gap}} adds the line of average source gaps (validation loss with
+    each target scored against another sentence's source, minus the true loss): about 0 while a
+    model ignores its source. ``note`` (e.g. the seeds) ends the table.
     """
     modes = list(results)
     pairs = sorted({pair for scores in results.values() for pair in scores})
@@ -84,15 +87,29 @@ def comparison_table(
                     "sentences, the loss every reference token; one run per mode cannot tell such "
                     "differences from seed noise."
                 )
+    shown_gaps = {mode: gaps for mode, gaps in (source_gap or {}).items() if gaps}
+    if shown_gaps:
+        cells = ", ".join(f"{mode} {_mean(list(gaps.values())):.3f}" for mode, gaps in shown_gaps.items())
+        lines.append(
+            "source gap (validation loss with mismatched sources minus the true one; "
+            f"about 0 when a model ignores its source): {cells}"
+        )
     if note:
         lines.append(note)
     return "\n".join(lines)
 
 
-def mode_summary(mode: str, label: str, step: int, scores: Scores, valid_loss: Mapping[str, float]) -> str:
+def mode_summary(
+    mode: str,
+    label: str,
+    step: int,
+    scores: Scores,
+    valid_loss: Mapping[str, float],
+    source_gap: Mapping[str, float] | None = None,
+) -> str:
     """The end-of-mode table (:func:`comparison_table` of one mode) under a line naming the mode
     (``label``, e.g. "gradvac (mode 3 of 3)") and the step its numbers are from."""
-    table = comparison_table({mode: scores}, {mode: valid_loss})
+    table = comparison_table({mode: scores}, {mode: valid_loss}, source_gap={mode: source_gap})
     return f"{label} after {step} steps: validation loss and test BLEU (chrF) per pair\n{table}"
 
 

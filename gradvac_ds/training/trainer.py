@@ -49,24 +49,17 @@ from gradvac_ds.training.errors import Interrupted
 from gradvac_ds.training.evaluation import SpecialTokens, beam_search, greedy_decode, score_by_pair
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel, parallel_groups
 from gradvac_ds.training.modeling import build_language_model, build_model
+from gradvac_ds.training.reproducibility import make_deterministic
 from gradvac_ds.training.run_config import RunConfig
+from gradvac_ds.training.schedules import lr_multiplier
 from gradvac_ds.training.stopping import SkipStreak, StopSignals
 from gradvac_ds.training.summary import comparison_table, mode_summary, write_samples
 
+SOURCE_GAP = "source_gap.json"
+"""``<mode_dir>/source_gap.json``: {pair: final validation loss with mismatched sources - true}."""
+
 SAMPLES_PER_PAIR = 3
 """Sample translations per pair written to ``<mode_dir>/samples.txt``."""
-
-
-def inverse_sqrt_schedule(warmup_steps: int):
-    """Multiplier of the peak learning rate: linear warm-up, then ``sqrt(warmup / step)``."""
-
-    def factor(step: int) -> float:
-        step = step + 1
-        if warmup_steps and step < warmup_steps:
-            return step / warmup_steps
-        return math.sqrt(max(warmup_steps, 1) / step)
-
-    return factor
 
 
 def setup_distributed(config: RunConfig) -> None:
@@ -74,6 +67,7 @@ def setup_distributed(config: RunConfig) -> None:
     backend = deepspeed.get_accelerator().communication_backend_name()
     timeout = timedelta(minutes=config.training.dist_timeout_minutes)
     deepspeed.init_distributed(dist_backend=backend, timeout=timeout)
+    make_deterministic(config.training.threads, config.training.deterministic)
     init_model_parallel(config.model.tensor_parallel)
 
 
@@ -86,9 +80,14 @@ def _is_main() -> bool:
 
 
 @torch.no_grad()
-def validation_losses(model: torch.nn.Module, data: PreparedData, config: RunConfig) -> dict[str, float]:
+def validation_losses(
+    model: torch.nn.Module, data: PreparedData, config: RunConfig, mismatched_sources: bool = False
+) -> dict[str, float]:
     """Token-weighted validation loss per task (label smoothing included for translation) over the
-    first ``evaluation.max_valid_sentences`` dev examples of each task (all when None)."""
+    first ``evaluation.max_valid_sentences`` dev examples of each task (all when None).
+
+    With ``mismatched_sources`` each target is scored against the source of the previous sentence of
+    its batch (``src.roll(1, 0)``): the loss of a model that ignores its source does not change."""
     was_training = model.training
     model.eval()
     losses = {}
@@ -101,11 +100,23 @@ def validation_losses(model: torch.nn.Module, data: PreparedData, config: RunCon
             limit=config.evaluation.max_valid_sentences,
         ):
             batch = batch.to(_device())
-            total += float(model(*batch.inputs)) * batch.num_tgt_tokens
+            inputs = batch.inputs
+            if mismatched_sources:
+                inputs = (inputs[0].roll(1, dims=0), *inputs[1:])
+            total += float(model(*inputs)) * batch.num_tgt_tokens
             tokens += batch.num_tgt_tokens
         losses[task] = total / max(tokens, 1)
     model.train(was_training)
     return losses
+
+
+def source_gaps(
+    model: torch.nn.Module, data: PreparedData, config: RunConfig, losses: dict[str, float]
+) -> dict[str, float]:
+    """Per task, the validation loss with mismatched sources minus ``losses`` (the true ones): about
+    0 while the decoder is a language model of the target, large once it translates its source."""
+    mismatched = validation_losses(model, data, config, mismatched_sources=True)
+    return {task: mismatched[task] - loss for task, loss in losses.items()}
 
 
 def _perplexities(losses: dict[str, float]) -> dict[str, float]:
@@ -157,6 +168,45 @@ def evaluate_bleu(
     return {pair: vars(scores) for pair, scores in score_by_pair(outputs).items()}
 
 
+class Throughput:
+    """Training tokens per second of one mode: target tokens (bos/eos included) of every
+    data-parallel rank over the wall time of the optimizer steps alone (forward, backward, GradVac,
+    optimizer), without validation, checkpoints or decoding."""
+
+    def __init__(self, start_step: int) -> None:
+        self.start_step = start_step
+        self.steps, self.tokens, self.seconds = 0, 0, 0.0
+        self._began = 0.0
+
+    def begin_step(self) -> None:
+        self._began = time.perf_counter()
+
+    def end_step(self, tokens: int) -> None:
+        self.seconds += time.perf_counter() - self._began
+        self.steps += 1
+        self.tokens += tokens
+
+    def write(self, path: Path, group: Any, is_main: bool) -> None:
+        """``path`` (JSON, written by rank 0): steps, tokens over all ranks of ``group``, seconds (the
+        slowest rank's), tokens_per_s. Every rank of the group must call it (two all-reduces)."""
+        counts = torch.tensor([self.tokens], dtype=torch.float64, device=_device())
+        seconds = torch.tensor([self.seconds], dtype=torch.float64, device=_device())
+        dist.all_reduce(counts, group=group)
+        dist.all_reduce(seconds, op=dist.ReduceOp.MAX, group=group)
+        if not is_main:
+            return
+        total, wall = int(counts.item()), float(seconds.item())
+        record = {
+            "first_step": self.start_step,
+            "steps": self.steps,
+            "tokens": total,
+            "seconds": wall,
+            "tokens_per_s": total / wall if wall > 0 else None,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+
+
 class _Progress:
     """Rank-0 progress bar: mean loss per task over the last steps, and tokens per second."""
 
@@ -182,17 +232,19 @@ class _Progress:
 def _build_engine(config: RunConfig, mode: str, data: PreparedData) -> GradVacEngine:
     vocab_size, seed = len(data.vocabulary), config.data.seed
     if data.is_lm:
-        model = build_language_model(config.model.preset, vocab_size, seed=seed, device=_device())
+        model = build_language_model(config.model.model_config(), vocab_size, seed=seed, device=_device())
     else:
         model = build_model(
-            config.model.preset, vocab_size, config.model.kind, seed=seed,
+            config.model.model_config(), vocab_size, config.model.kind, seed=seed,
             pad_id=data.vocabulary.pad_id, device=_device(),
         )  # fmt: skip
     training = config.training
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=training.lr, betas=training.betas, weight_decay=training.weight_decay
     )
-    schedule = inverse_sqrt_schedule(training.warmup_steps)
+    schedule = lr_multiplier(
+        training.lr_schedule, training.warmup_steps, training.steps, training.min_lr_ratio
+    )
     engine, *_ = gradvac_ds.initialize(
         model=model,
         optimizer=optimizer,
@@ -249,7 +301,9 @@ def train_mode(
     history = outputs.ValidationHistory(mode_dir, start) if _is_main() else None
     last_valid: tuple[int, dict[str, float]] | None = None
     skips = SkipStreak(config.training.max_consecutive_skipped_steps)
+    throughput = Throughput(start)
     for step in range(start, config.training.steps):
+        throughput.begin_step()
         step_losses, tokens = defaultdict(float), 0
         for task, batches in schedule.next_step().items():
             with engine.task(task, micro_batches=len(batches)):
@@ -262,6 +316,7 @@ def train_mode(
                     losses.add(task, value, batch.num_tgt_tokens)
                     tokens += batch.num_tgt_tokens
         outcome = engine.step()
+        throughput.end_step(tokens)
         progress.update(step_losses, tokens)
         done = step + 1
         skips.update(done, outcome.skipped, outcome.skip_reason)
@@ -287,8 +342,12 @@ def train_mode(
     progress.close()
     if last_valid is None:  # resumed a finished mode: its final validation loss for the summary
         last_valid = (start, validation_losses(engine.module, data, config))
+    gaps = None
+    if not data.is_lm and last_valid[1]:
+        gaps = source_gaps(engine.module, data, config, last_valid[1])
     if similarity_log is not None:
         similarity_log.close()
+    throughput.write(mode_dir / "throughput.json", groups.data_parallel, _is_main())
     scores = evaluate_bleu(engine.module, data, config, mode_dir) if data.test else {}
     if reporting and scores:
         engine.monitor.write_events(monitoring.score_events(scores, engine.global_samples))
@@ -296,8 +355,10 @@ def train_mode(
         mode_dir.mkdir(parents=True, exist_ok=True)
         if scores:
             (mode_dir / "bleu.json").write_text(json.dumps(scores, indent=2))
+        if gaps is not None:
+            (mode_dir / SOURCE_GAP).write_text(json.dumps(gaps, indent=2))
         if scores:
-            summary = mode_summary(mode, label, last_valid[0], scores, last_valid[1])
+            summary = mode_summary(mode, label, last_valid[0], scores, last_valid[1], gaps)
         else:  # a language model, or no test split: the validation loss alone
             shown = " ".join(f"{task}={loss:.3f}" for task, loss in last_valid[1].items())
             summary = f"{label} after {last_valid[0]} steps: validation loss {shown}"
@@ -305,6 +366,12 @@ def train_mode(
         tqdm.write(summary)
     dist.barrier()
     return scores
+
+
+def final_source_gap(mode_dir: Path) -> dict[str, float] | None:
+    """The per-pair source gaps of ``<mode_dir>/source_gap.json`` (None without the file)."""
+    path = mode_dir / SOURCE_GAP
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def final_validation_loss(mode_dir: Path) -> dict[str, float]:
@@ -404,7 +471,8 @@ def run(
             if _is_main() and data.test:
                 (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
                 valid = {mode: final_validation_loss(run_dir / mode) for mode in results}
-                table = comparison_table(results, valid, _seed_note(config))
+                gaps = {mode: final_source_gap(run_dir / mode) for mode in results}
+                table = comparison_table(results, valid, _seed_note(config), gaps)
                 (run_dir / "summary.txt").write_text(table + "\n")
                 print(table, flush=True)
             return results

@@ -45,6 +45,7 @@ SHRUNK = {
     "data.synthetic.valid_sentences": 8,
     "data.synthetic.test_sentences": 4,
     "data.vocab.vocab_size": 300,
+    "data.batching.micro_batches_per_step": 4,
     "data.encode_workers": 1,
 }
 """``--set`` overrides of configs/demo.yaml shared by the multi-process trainer tests (the

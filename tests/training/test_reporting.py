@@ -140,6 +140,7 @@ def _four_steps(run_dir: Path, checkpoint_interval: int, modes: str, log_interva
     return [
         "training.steps=4", f"training.checkpoint_interval={checkpoint_interval}",
         "training.eval_interval=2", f"training.modes={modes}", "data.synthetic.train_sentences=240",
+        "data.vocab.vocab_size=600", "data.batching.micro_batches_per_step=4",
         "data.synthetic.valid_sentences=8", "data.synthetic.test_sentences=8",
         "data.batching.max_sentences=16", "evaluation.max_sentences=8", "evaluation.max_length=12",
         f"deepspeed.gradvac.log_interval={log_interval}", f"run_dir={run_dir}",
@@ -227,3 +228,13 @@ def _check_resume_continues_the_csv_files(run_dir: Path, overrides: list[str]) -
             else:
                 assert xs == earlier, (mode, name, xs)
         assert len(after["Train_Samples_lr.csv"]) == 4 and len(after["Test_Samples_bleu_average.csv"]) == 1
+
+
+def test_table_states_the_source_gap_of_each_mode() -> None:
+    scores = {"en-de": _scores(20, 50), "en-fr": _scores(10, 40)}
+    results = {"sum": scores, "gradvac": scores}
+    gaps = {"sum": {"en-de": 2.0, "en-fr": 3.0}, "gradvac": {"en-de": 0.25, "en-fr": 0.25}}
+    line = comparison_table(results, None, "seeds: 1", gaps).splitlines()[-2]
+    assert line.startswith("source gap (validation loss with mismatched sources minus the true one")
+    assert line.endswith("): sum 2.500, gradvac 0.250")
+    assert "source gap" not in comparison_table(results, None, None, {"sum": None, "gradvac": None})

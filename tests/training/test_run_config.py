@@ -24,6 +24,9 @@ def test_demo_config_loads_and_derives_the_deepspeed_config():
     assert ds["gradient_accumulation_steps"] == 3
     assert ds["gradvac"]["mode"] == "pcgrad" and ds["gradvac"]["tasks"] == ["en-qaa", "en-qab"]
     assert config.deepspeed["gradvac"].get("mode") is None, "deriving must not modify the run config"
+    model = config.model.model_config()  # the tiny preset with the demo's overrides
+    assert (model.name, model.hidden_size, model.dropout, model.attention_dropout) == ("tiny", 64, 0.0, 0.0)
+    assert model.label_smoothing == 0.1
 
 
 @pytest.mark.parametrize(
@@ -53,6 +56,11 @@ def test_demo_config_loads_and_derives_the_deepspeed_config():
         ),
         (("deepspeed", "gradvac"), {"beta": 2.0}, r"gradvac.beta = 2.0 must be a number in \[0, 1\]"),
         (("data", "direction"), "sideways", r"data.direction"),
+        (("training", "lr_schedule"), "linear", r"training.lr_schedule = 'linear' is not allowed"),
+        (("training", "min_lr_ratio"), 1.5, r"training.min_lr_ratio = 1.5 must be a number in \[0, 1\]"),
+        (("training", "threads"), 0, r"training.threads = 0 must be a positive"),
+        (("model", "overrides"), {"dropout": 1.0}, r"'dropout' must be a number in \[0, 1\)"),
+        (("model", "overrides"), {"heads": 2}, r"unknown field\(s\) \['heads'\] in model config"),
     ],
 )
 def test_bad_fields_are_named(path, value, message):

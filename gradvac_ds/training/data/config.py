@@ -3,7 +3,7 @@
 Example (YAML)::
 
     data:
-      source: synthetic          # synthetic | fairseq | tsv | multiway | monolingual
+      source: synthetic          # synthetic | sanity | fairseq | tsv | multiway | monolingual
       prepared: null             # gradvac-prepare's output; null = {cache_dir}/prepared/<hash>
       pivot: en
       direction: many-to-one     # many-to-one | one-to-many | both
@@ -28,15 +28,16 @@ from gradvac_ds.config import load_section
 from gradvac_ds.training.data.corpus import FilterConfig
 from gradvac_ds.training.data.errors import DataConfigError
 from gradvac_ds.training.data.languages import check_language_code
+from gradvac_ds.training.data.sanity import SOURCE_LANGUAGE, SanityConfig
 from gradvac_ds.training.data.synthetic import SyntheticConfig
 from gradvac_ds.training.data.vocabulary import VocabularyOptions
 
-SOURCES = ("synthetic", "fairseq", "tsv", "multiway", "monolingual")
+SOURCES = ("synthetic", "sanity", "fairseq", "tsv", "multiway", "monolingual")
 DIRECTIONS = ("many-to-one", "one-to-many", "both")
 SPLITS = ("train", "valid", "test")
 PREPARE_FIELDS = (
     "source", "path", "tsv", "languages", "pivot", "direction", "splits", "max_positions",
-    "valid_lines", "vocab", "filters", "synthetic",
+    "valid_lines", "vocab", "filters", "synthetic", "sanity",
 )  # fmt: skip
 """Data-config fields that change what ``gradvac-prepare`` writes (batching and seed do not)."""
 
@@ -74,7 +75,8 @@ class DataConfig:
 
     Attributes:
         source: one of ``SOURCES``; ``monolingual`` is language-model pretraining (one task per
-            language), the others are translation.
+            language), the others are translation. ``sanity`` is the copy/reverse corpus of
+            :mod:`~gradvac_ds.training.data.sanity` (``sanity`` section; pivot ``zxx``, one-to-many).
         prepared: directory written by ``gradvac-prepare`` and read by training; ``None`` means
             ``{cache_dir}/prepared/{hash of the prepare-relevant fields}``.
         path: directory of a ``fairseq``, ``multiway`` or ``monolingual`` corpus.
@@ -112,6 +114,7 @@ class DataConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    sanity: SanityConfig = field(default_factory=SanityConfig)
 
     def __post_init__(self) -> None:
         _choice("data.source", self.source, SOURCES)
@@ -129,6 +132,11 @@ class DataConfig:
         if self.source != "tsv" and self.tsv:
             raise DataConfigError(f"data.tsv: only used with source 'tsv', not {self.source!r}")
         check_language_code(self.pivot, "data.pivot", error=DataConfigError)
+        if self.source == "sanity" and (self.pivot, self.direction) != (SOURCE_LANGUAGE, "one-to-many"):
+            raise DataConfigError(
+                f"data.pivot / data.direction: source 'sanity' translates from {SOURCE_LANGUAGE!r} "
+                f"one-to-many; got pivot {self.pivot!r}, direction {self.direction!r}"
+            )
         for lang in self.languages:
             check_language_code(lang, "data.languages[]", error=DataConfigError)
         if self.pivot in self.languages:

@@ -8,7 +8,7 @@ reads the run config's ``data`` section and writes ``data.prepared`` (default
 ``{cache_dir}/prepared/<hash>``), the only thing training reads:
 
 1. **Index the source** (:mod:`~gradvac_ds.training.data.readers`): fairseq, TSV, multi-way,
-   monolingual or synthetic; files that do not fit the layout are listed with the reason.
+   monolingual, synthetic or sanity; files that do not fit the layout are listed with the reason.
 2. **Vocabulary**: count each language's training sentences (after the line filters), sample a
    temperature-mixed text of at most ``vocab.max_sentences`` sentences in a second pass
    (:class:`~gradvac_ds.training.data.vocabulary.VocabularySampler`), train SentencePiece on it.
@@ -68,6 +68,7 @@ from gradvac_ds.training.data.readers import (
     multiway_source,
     tsv_source,
 )
+from gradvac_ds.training.data.sanity import sanity_corpus
 from gradvac_ds.training.data.synthetic import generate_synthetic
 from gradvac_ds.training.data.vocabulary import EOS_ID, SharedVocabulary, VocabularySampler, train_vocabulary
 
@@ -101,6 +102,8 @@ def _open_parallel(config: DataConfig) -> tuple[ParallelSource, dict[str, str] |
     if config.source == "synthetic":
         generated = generate_synthetic(dataclasses.replace(config.synthetic, pivot=config.pivot))
         return memory_source(generated.corpus, "synthetic corpus"), generated.families
+    if config.source == "sanity":
+        return memory_source(sanity_corpus(config.sanity), "sanity corpus"), None
     if config.source == "fairseq":
         return fairseq_source(config.path, config.splits), None
     if config.source == "tsv":

@@ -62,6 +62,9 @@ class VocabularyOptions:
             ~0.9995 for corpora with Han script).
         max_sentences: the budget B of training sentences, shared out over languages by temperature.
         temperature: T of the language mixing (1: as in the corpus; larger: closer to uniform).
+        num_threads: SentencePiece's training threads. Its EM statistics are summed per thread, so
+            the model depends on the count: it is a fixed option (part of the cache key), never the
+            machine's core count, so that every machine trains the same vocabulary from the same text.
     """
 
     vocab_size: int = 1000
@@ -69,8 +72,12 @@ class VocabularyOptions:
     character_coverage: float = 1.0
     max_sentences: int = 300_000
     temperature: float = 5.0
+    num_threads: int = 4
 
     def __post_init__(self) -> None:
+        threads = self.num_threads
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise DataConfigError(f"vocab.num_threads: must be a positive integer, got {self.num_threads!r}")
         if self.model_type not in _MODEL_TYPES:
             raise DataConfigError(f"vocab.model_type: {self.model_type!r}; allowed: {list(_MODEL_TYPES)}")
         if self.vocab_size < 8:
@@ -239,7 +246,7 @@ def _train(text: Sequence[str], languages: Sequence[str], options: VocabularyOpt
             eos_id=EOS_ID,
             user_defined_symbols=[language_tag(lang) for lang in languages],
             input_sentence_size=0,
-            num_threads=min(os.cpu_count() or 1, 16),
+            num_threads=options.num_threads,
             minloglevel=2,
         )
     except RuntimeError as exc:

@@ -117,3 +117,22 @@ def test_parameter_locations(megatron_tp1: None, tiny: ModelConfig, kind: str) -
     assert {loc.stack for loc in locations if loc.layer is None} >= {"embedding", "decoder"}
     with pytest.raises(ValueError, match="not one of the translation model's parameters"):
         parameter_location("something.else")
+
+
+def test_the_source_reaches_every_target_position(
+    megatron_tp1: None, tiny: ModelConfig, batch, kind: str
+) -> None:
+    """Changing one source token (not the tag) changes the next-token logits at every target
+    position: the encoder output reaches the decoder through cross-attention (encdec), the packed
+    source reaches the target positions through causal self-attention (decoder)."""
+    model = build_model(tiny, VOCAB, kind, seed=4).eval()
+    src, tgt = batch
+    changed = src.clone()
+    changed[:, 1] = torch.where(src[:, 1] == 5, 6, 5)
+    with torch.no_grad():
+        for prefix_length in range(1, tgt.size(1)):
+            prefix = tgt[:, :prefix_length].clamp(min=1)  # real tokens only: next_token_logits' contract
+            before = model.next_token_logits(model.begin_decoding(src), prefix)
+            after = model.next_token_logits(model.begin_decoding(changed), prefix)
+            moved = (before - after).abs().amax(dim=-1)
+            assert (moved > 1e-4).all(), (prefix_length, moved)
