@@ -62,3 +62,19 @@ def test_bench_scale_compares_rss_with_the_planner(tmp_path):
     assert size_run["task_buffer_bytes"] > 0 and size_run["gram_bytes"] == size_run["L"] * 2 * 2 * 8
     assert sweep_run["K"] == 4 and sweep_run["gram_bytes"] == sweep_run["L"] * 4 * 4 * 8
     assert 0.5 < size_run["rss_over_predicted"] < 2.0
+
+
+def test_bench_train_times_the_trainer_and_the_plain_loop_on_the_same_work():
+    shrink = ["data.synthetic.train_sentences=240", "data.synthetic.valid_sentences=8",
+              "data.synthetic.test_sentences=8", "data.vocab.vocab_size=600"]  # fmt: skip
+    row = _last_json(
+        "bench_train.py", "--steps", "3", "--warmup", "1", "--layouts", "1x1", "--copy-steps", "0",
+        *[arg for item in shrink for arg in ("--set", item)],
+    )  # fmt: skip
+    assert list(row)[:5] == [
+        "tokens_per_s", "plain_torch_tokens_per_s", "ratio_vs_plain_torch",
+        "achieved_flops_fraction_of_gemm_peak", "copy_task_exact_match",
+    ]  # fmt: skip
+    assert row["layout"] == "1x1" and row["steps"] == 3 and row["copy_task_exact_match"] is None
+    assert row["ratio_vs_plain_torch"] == row["tokens_per_s"] / row["plain_torch_tokens_per_s"] > 0
+    assert 0 < row["achieved_flops_fraction_of_gemm_peak"] < 1 and row["flops_per_token"] > 1e5

@@ -94,7 +94,8 @@ class ModelSection:
 @dataclass(frozen=True)
 class TrainingSection:
     """Optimisation: AdamW with linear warm-up to ``lr``, then ``lr_schedule`` (``inverse_sqrt``,
-    ``cosine`` to ``min_lr_ratio * lr`` at the last step, or ``constant``; see
+    ``cosine`` to ``min_lr_ratio * lr`` at the last step, ``constant``, or ``wsd``: constant, then
+    linear to ``min_lr_ratio * lr`` over the last ``decay_fraction`` of the steps; see
     :mod:`gradvac_ds.training.schedules`).
 
     ``seeds``: train every mode once per seed (``<run_dir>/seed<s>/<mode>/``, then the comparison
@@ -126,6 +127,7 @@ class TrainingSection:
     warmup_steps: int = 50
     lr_schedule: str = "inverse_sqrt"
     min_lr_ratio: float = 0.0
+    decay_fraction: float = 0.2
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
     eval_interval: int = 100
@@ -145,6 +147,7 @@ class TrainingSection:
         check_range("warmup_steps", self.warmup_steps, 0)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_range("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        check_range("decay_fraction", self.decay_fraction, 0.0, 1.0)
         check_range("max_consecutive_skipped_steps", self.max_consecutive_skipped_steps, 0)
         if self.threads is not None:
             check_positive("threads", self.threads)
