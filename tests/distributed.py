@@ -36,3 +36,18 @@ def run_torchrun(script: str, nproc: int, out: Path, *args: str, timeout: int = 
     if proc.returncode != 0 or not results:
         pytest.fail(f"{script} on {nproc} processes failed (rc={proc.returncode}):\n{proc.stderr[-6000:]}")
     return results
+
+
+def run_training(
+    config: str, sets: list[str], nproc: int, threads: int, cwd: Path, timeout: int = 900
+) -> None:
+    """``deepspeed --num_gpus nproc launch/train.py --config config *sets`` (``--set`` pairs) on gloo
+    CPU ranks of ``threads`` threads each, from ``cwd``; fails the test with the log tail on error."""
+    cmd = [
+        sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(nproc),
+        "--master_port", str(free_port()), "launch/train.py", "--config", config, *sets,
+    ]  # fmt: skip
+    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode:
+        pytest.fail(f"training exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -5,15 +5,11 @@ ZeRO-2, GradVac; dropout is switched on, so that its random draws are part of th
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 import torch
 from data_helpers import prepare_run
-from distributed import free_port
+from distributed import run_training
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 8
@@ -32,14 +28,7 @@ def run(run_dir: Path, *extra: str) -> dict[str, object]:
     BLEU and final weights."""
     sets = [arg for item in [*SHRUNK, *extra, f"run_dir={run_dir}"] for arg in ("--set", item)]
     prepare_run(["--config", "configs/demo.yaml", *sets], REPO)
-    cmd = [
-        sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2",
-        "--master_port", str(free_port()), "launch/train.py", "--config", "configs/demo.yaml", *sets,
-    ]  # fmt: skip
-    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    if proc.returncode:
-        pytest.fail(f"training exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+    run_training("configs/demo.yaml", sets, 2, 1, REPO)
     mode_dir, monitor = run_dir / "gradvac", run_dir / "monitor" / "gradvac"
     weights = torch.load(
         mode_dir / "checkpoints" / f"step{STEPS}" / "mp_rank_00_model_states.pt", weights_only=False

@@ -10,14 +10,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from data_helpers import prepare_run
-from distributed import free_port
+from distributed import run_training
 
 REPO = Path(__file__).resolve().parents[2]
 EXACT = 0.95
@@ -28,14 +25,7 @@ def train_sanity(run_dir: Path, *overrides: str) -> dict[str, float]:
     from ``translations/<task>.hyp`` and ``.ref`` (and checked against ``bleu.json``'s)."""
     sets = [arg for item in [*overrides, f"run_dir={run_dir}"] for arg in ("--set", item)]
     prepare_run(["--config", "configs/sanity.yaml", *sets], REPO)
-    cmd = [
-        sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "1",
-        "--master_port", str(free_port()), "launch/train.py", "--config", "configs/sanity.yaml", *sets,
-    ]  # fmt: skip
-    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="2", PYTHONWARNINGS="ignore")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    if proc.returncode:
-        pytest.fail(f"training exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    run_training("configs/sanity.yaml", sets, 1, 2, REPO)
     mode_dir = run_dir / "sum"
     scores = json.loads((mode_dir / "bleu.json").read_text())
     exact = {}

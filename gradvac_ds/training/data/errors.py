@@ -15,5 +15,13 @@ class DataConfigError(ConfigError):
     """Invalid data configuration (names the field and the allowed values)."""
 
 
+def check_integer_ranges(section: str, ranges: dict[str, tuple[object, int, int]]) -> None:
+    """Raise :class:`DataConfigError` naming ``section.field`` unless each ``field: (value, low,
+    high)`` of ``ranges`` holds an integer (not a bool) in ``[low, high]``."""
+    for name, (value, low, high) in ranges.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise DataConfigError(f"{section}.{name}: must be an integer in [{low}, {high}], got {value!r}")
+
+
 class VocabularyError(GradVacError, RuntimeError):
     """SentencePiece training or loading failed, with the reason in plain words."""

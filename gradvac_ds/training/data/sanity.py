@@ -19,7 +19,7 @@ import string
 from dataclasses import dataclass
 
 from gradvac_ds.training.data.corpus import FilterConfig, ParallelCorpus
-from gradvac_ds.training.data.errors import DataConfigError
+from gradvac_ds.training.data.errors import DataConfigError, check_integer_ranges
 
 SOURCE_LANGUAGE = "zxx"
 TASK_LANGUAGES = {"copy": "cpy", "reverse": "rev"}
@@ -61,9 +61,7 @@ class SanityConfig:
             "valid_sentences": (self.valid_sentences, 0, 10**6),
             "test_sentences": (self.test_sentences, 0, 10**6),
         }
-        for name, (value, low, high) in ranges.items():
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise DataConfigError(f"sanity.{name}: must be an integer in [{low}, {high}], got {value!r}")
+        check_integer_ranges("sanity", ranges)
 
 
 def target_of(task: str, sentence: str) -> str:

@@ -38,7 +38,7 @@ import random
 from dataclasses import dataclass, field
 
 from gradvac_ds.training.data.corpus import FilterConfig, ParallelCorpus
-from gradvac_ds.training.data.errors import DataConfigError
+from gradvac_ds.training.data.errors import DataConfigError, check_integer_ranges
 from gradvac_ds.training.data.languages import check_language_code
 
 _CONSONANTS = "ptkbdgmnlrsfvzh"
@@ -87,11 +87,7 @@ class SyntheticConfig:
             "test_sentences": (self.test_sentences, 0, 10**6),
             "lexicon_size": (self.lexicon_size, 10, 10**6),
         }
-        for name, (value, low, high) in ranges.items():
-            if not isinstance(value, int) or not low <= value <= high:
-                raise DataConfigError(
-                    f"synthetic.{name}: must be an integer in [{low}, {high}], got {value!r}"
-                )
+        check_integer_ranges("synthetic", ranges)
         for name in ("family_divergence", "language_divergence"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
