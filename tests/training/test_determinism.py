@@ -48,7 +48,9 @@ def test_same_seed_is_bitwise_equal_and_another_seed_differs(tmp_path: Path) -> 
     for key in ("train_loss", "validation", "bleu"):
         assert first[key] == second[key], key
     assert first["weights"].keys() == second["weights"].keys()
-    for name, value in first["weights"].items():
-        assert torch.equal(value, second["weights"][name]), name
+    tensors = [name for name, value in first["weights"].items() if isinstance(value, torch.Tensor)]
+    assert len(tensors) > 10
+    for name in tensors:
+        assert torch.equal(first["weights"][name], second["weights"][name]), name
     other = run(tmp_path / "c", "data.seed=99")
     assert other["train_loss"] != first["train_loss"] and other["validation"] != first["validation"]
