@@ -173,7 +173,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120, help="timed optimizer steps per side")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps before the plain loop")
     parser.add_argument("--layouts", default="2x1,1x2", help="ranks x threads of the trainer runs")
-    parser.add_argument("--copy-steps", type=int, default=400, help="copy-task training steps (0: skip)")
+    parser.add_argument("--copy-steps", type=int, default=600, help="copy-task training steps (0: skip)")
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ranks", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field")

@@ -31,7 +31,10 @@ def test_defaults_and_nested_sections() -> None:
             {"direction": "sideways"},
             r"data\.direction: 'sideways' is not allowed; allowed values: \['many-to-one'",
         ),
-        ({"source": "csv"}, r"data\.source: 'csv' is not allowed; allowed values: \['synthetic', 'sanity', 'fairseq'"),
+        (
+            {"source": "csv"},
+            r"data\.source: 'csv' is not allowed; allowed values: \['synthetic', 'sanity', 'fairseq'",
+        ),
         ({"splits": ["train", "dev"]}, r"data\.splits\[\]: 'dev' is not allowed"),
         ({"splits": ["valid"]}, r"data\.splits: must contain 'train'"),
         ({"vocab_size": 10}, r"unknown field\(s\) \['vocab_size'\] in data; allowed fields are \["),
