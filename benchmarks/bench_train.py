@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 PREPARE = [sys.executable, "-m", "gradvac_ds.training.data.prepare", "--quiet"]
 
@@ -56,19 +58,11 @@ def trainer_throughput(config: str, overrides: list[str], ranks: int, threads: i
     sets = _sets([*overrides, f"run_dir={run_dir}"])
     cmd = [
         sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(ranks),
-        "--master_port", str(_free_port()), "launch/train.py", "--config", config, "--mode", "sum",
+        "--master_port", str(free_port()), "launch/train.py", "--config", config, "--mode", "sum",
         "--overwrite", *sets,
     ]  # fmt: skip
     _run(cmd, threads)
     return json.loads((run_dir / "sum" / "throughput.json").read_text())
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def gemm_peak_flops(threads: int, size: int = 2048, repeats: int = 10) -> float:
@@ -102,7 +96,7 @@ def plain_torch(
     from gradvac_ds.training.run_config import RunConfig
 
     os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
-    os.environ["MASTER_PORT"] = str(_free_port())
+    os.environ["MASTER_PORT"] = str(free_port())
     deepspeed.init_distributed("gloo")
     init_model_parallel(1)
     torch.set_num_threads(threads)
