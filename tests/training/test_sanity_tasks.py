@@ -35,6 +35,9 @@ def train_sanity(run_dir: Path, *overrides: str) -> dict[str, float]:
         assert len(hypotheses) == len(references) == reported["sentences"] == 200
         exact[task] = sum(h == r for h, r in zip(hypotheses, references, strict=True)) / len(references)
         assert exact[task] == pytest.approx(reported["exact_match"])
+    # a model that reads its source loses nats when scored against another sentence's source
+    gaps = json.loads((mode_dir / "source_gap.json").read_text())
+    assert sorted(gaps) == sorted(scores) and min(gaps.values()) > 1.0, gaps
     return exact
 
 
