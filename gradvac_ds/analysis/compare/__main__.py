@@ -15,8 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gradvac-compare",
         description="Compare training modes over seeds: BLEU/chrF mean ± sd, sacreBLEU paired bootstrap "
-        "and approximate randomisation against a baseline, a verdict per pair (better / worse / not "
-        "significant), and, with --distances, intervals for similarity vs language distance.",
+        "and approximate randomisation against a baseline, a verdict per pair after Holm correction "
+        "(better / worse / negligible / not significant), and, with --distances, intervals for "
+        "similarity vs language distance.",
     )
     parser.add_argument(
         "run_dirs", nargs="+", type=Path, help="run folders (<run>/seed<s>/<mode>/ or <run>/<mode>/)"
@@ -24,6 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: FIRST_RUN/compare)")
     parser.add_argument("--baseline", default=None, help="baseline mode (default: sum, else the first mode)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    parser.add_argument(
+        "--min-effect", type=float, default=0.1,
+        help="smallest BLEU/chrF difference (points) a verdict calls better or worse (default 0.1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-loss-effect", type=float, default=0.001,
+        help="smallest validation-loss difference (nats) a finding calls lower or higher (default 0.001)",
+    )  # fmt: skip
     parser.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples (1000)")
     parser.add_argument("--trials", type=int, default=10000, help="approximate randomisation trials (10000)")
     parser.add_argument("--tokenize", default="13a", help="sacreBLEU BLEU tokenizer (default 13a)")
@@ -65,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out if args.out is not None else args.run_dirs[0] / "compare"
     try:
         compare_runs(
-            args.run_dirs, out, baseline=args.baseline, alpha=args.alpha, bootstrap_samples=args.bootstrap,
+            args.run_dirs, out, baseline=args.baseline, alpha=args.alpha, min_effect=args.min_effect,
+            min_loss_effect=args.min_loss_effect, bootstrap_samples=args.bootstrap,
             randomisation_trials=args.trials, tokenize=args.tokenize, distances=args.distances,
             distance_column=args.distance_column, pieces=args.pieces, resamples=args.resamples,
             permutations=args.permutations, steps=args.steps,

@@ -5,7 +5,11 @@ Scores: corpus BLEU and chrF of each (seed, mode, pair), then mean and sample st
 the baseline (default ``sum`` when present, else the first mode), per pair and for all pairs
 concatenated, with the pooled sacreBLEU tests and the verdict rules of :mod:`.significance`, and a
 Student-t interval over seeds of each difference (:func:`seed_interval`; the average over pairs is
-the headline: does the mode beat the baseline beyond seed-to-seed variation). When every run
+the headline: does the mode beat the baseline beyond seed-to-seed variation). Per-pair verdicts
+use p-values Holm-corrected over the pairs of the comparison, and need an effect of at least
+``min_effect`` (metric points; ``min_loss_effect`` nats for the loss) to count as better or worse.
+Pairs that share a language (every xx->en pair shares en) are not independent: the report says so
+beside its counts (:func:`shared_languages`). When every run
 folder holds the trainer's ``validation.json``, the final validation losses are compared the same
 way over seeds (:func:`compare_validation`), and, when the histories share two or more validation
 steps, the comparison is repeated at each (:func:`validation_by_step`) with :func:`source_spread`,
@@ -23,14 +27,18 @@ from typing import Any
 import numpy as np
 from sacrebleu.metrics import BLEU, CHRF
 from scipy.stats import t as student_t
+from scipy.stats import ttest_1samp
 
 from gradvac_ds.analysis.compare.plots import plot_scores
 from gradvac_ds.analysis.compare.runs import RunSet, load_runs
 from gradvac_ds.analysis.compare.significance import (
     BETTER,
     METRICS,
+    NEGLIGIBLE,
     NOT_SIGNIFICANT,
+    OUTCOMES,
     WORSE,
+    holm,
     paired_tests,
     verdict,
 )
@@ -48,17 +56,57 @@ def _spread(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if len(array) > 1 else None}
 
 
-def seed_interval(deltas: Sequence[float], level: float = 0.95) -> dict[str, Any]:
+def _finding(mean: float, significant: bool, min_effect: float) -> str:
+    """``not significant`` unless ``significant``; then ``negligible`` when |mean| < min_effect,
+    else ``better`` (mean > 0) or ``worse``."""
+    if not significant or mean == 0:
+        return NOT_SIGNIFICANT
+    if abs(mean) < min_effect:
+        return NEGLIGIBLE
+    return BETTER if mean > 0 else WORSE
+
+
+def seed_interval(deltas: Sequence[float], level: float = 0.95, min_effect: float = 0.0) -> dict[str, Any]:
     """Student-t interval of the mean per-seed difference: mean ± t_{S-1} · sd / √S over the S
-    seeds (seeds are the independent replicates of a run; low/high None with one seed), and the
-    finding it gives: ``better`` (interval above 0), ``worse`` (below 0), else ``not significant``."""
+    seeds (seeds are the independent replicates of a run; low/high/p None with one seed), the
+    two-sided one-sample t-test p of mean 0 (0 when every seed has the same non-zero difference),
+    and the finding: ``better`` / ``worse`` when the interval excludes 0 and |mean| >= min_effect,
+    ``negligible`` when it excludes 0 with a smaller mean, else ``not significant``."""
     spread = _spread(deltas)
     if spread["sd"] is None:
-        return {**spread, "low": None, "high": None, "level": level, "finding": NOT_SIGNIFICANT}
+        return {**spread, "low": None, "high": None, "p": None, "level": level, "finding": NOT_SIGNIFICANT}
     half = float(student_t.ppf((1 + level) / 2, len(deltas) - 1)) * spread["sd"] / np.sqrt(len(deltas))
     low, high = spread["mean"] - half, spread["mean"] + half
-    finding = BETTER if low > 0 else WORSE if high < 0 else NOT_SIGNIFICANT
-    return {**spread, "low": low, "high": high, "level": level, "finding": finding}
+    if spread["sd"] == 0:
+        p_value = 1.0 if spread["mean"] == 0 else 0.0
+    else:
+        p_value = float(ttest_1samp(np.asarray(deltas, dtype=np.float64), 0.0).pvalue)
+    finding = _finding(spread["mean"], low > 0 or high < 0, min_effect)
+    return {**spread, "low": low, "high": high, "p": p_value, "level": level, "finding": finding}
+
+
+def holm_findings(rows: dict[str, dict[str, Any]], alpha: float, min_effect: float) -> None:
+    """Add ``p_holm`` (Holm over the pairs, the ``all`` row excluded: it is one test of its own) to
+    each per-pair :func:`seed_interval` of ``rows`` and judge its finding by it; in place."""
+    pairs = [pair for pair, row in rows.items() if pair != ALL_PAIRS and row["p"] is not None]
+    for pair, p_holm in zip(pairs, holm([rows[pair]["p"] for pair in pairs]), strict=True):
+        rows[pair]["p_holm"] = p_holm
+        rows[pair]["finding"] = _finding(rows[pair]["mean"], p_holm < alpha, min_effect)
+
+
+def shared_languages(pairs: Sequence[str]) -> str:
+    """A note naming the languages that two or more of the ``"src-tgt"`` pairs share (their
+    outcomes are then correlated, so a count "on k of N pairs" is not k independent results);
+    empty when no language is shared."""
+    uses: dict[str, int] = {}
+    for pair in pairs:
+        for language in set(pair.split("-")):
+            uses[language] = uses.get(language, 0) + 1
+    shared = sorted((lang for lang, n in uses.items() if n > 1), key=lambda lang: (-uses[lang], lang))
+    if not shared:
+        return ""
+    named = ", ".join(f"{lang} ({uses[lang]} of {len(pairs)})" for lang in shared)
+    return f"  (the pairs share languages, {named}: they are not independent)"
 
 
 def seed_scores(runs: RunSet, tokenize: str) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
@@ -96,26 +144,40 @@ def compare_modes(
     bootstrap_samples: int,
     randomisation_trials: int,
     tokenize: str,
+    min_effect: float = 0.0,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """``[mode][pair][metric]``: pooled paired tests of mode vs baseline, seed deltas and verdict."""
+    """``[mode][pair][metric]``: pooled paired tests of mode vs baseline, seed deltas and verdict.
+
+    The per-pair p-values (the larger of the two tests) of one mode and metric are Holm-corrected
+    over the pairs (``p_holm``) before the verdict; the ``all`` row is one test and keeps its p."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for mode in (m for m in runs.modes if m != baseline):
-        out[mode] = {}
+        tests = {}
         for pair in [*runs.pairs, ALL_PAIRS]:
             chosen = runs.pairs if pair == ALL_PAIRS else [pair]
             base_hyps, refs = _pooled(runs, baseline, chosen)
             sys_hyps, _ = _pooled(runs, mode, chosen)
-            tests = paired_tests(base_hyps, sys_hyps, refs, bootstrap_samples, randomisation_trials, tokenize)
-            out[mode][pair] = {}
-            for metric, result in tests.items():
+            tests[pair] = paired_tests(
+                base_hyps, sys_hyps, refs, bootstrap_samples, randomisation_trials, tokenize
+            )
+        out[mode] = {pair: {} for pair in tests}
+        for metric in METRICS:
+            raw = [max(tests[p][metric].p_bootstrap, tests[p][metric].p_randomisation) for p in runs.pairs]
+            adjusted = dict(zip(runs.pairs, holm(raw), strict=True))
+            for pair, by_metric in tests.items():
+                result = by_metric[metric]
                 deltas = [
                     scores[mode][pair][metric][s] - scores[baseline][pair][metric][s] for s in runs.seeds
                 ]
-                judged = verdict(result, deltas if pair != ALL_PAIRS else [], alpha)
+                judged = verdict(
+                    result, deltas if pair != ALL_PAIRS else [], alpha,
+                    min_effect=min_effect, p_adjusted=adjusted.get(pair),
+                )  # fmt: skip
                 out[mode][pair][metric] = {
                     **vars(result),
+                    "p_holm": adjusted.get(pair),
                     "seed_deltas": dict(zip(runs.seeds, deltas, strict=True)),
-                    "seed_delta": seed_interval(deltas, 1 - alpha),
+                    "seed_delta": seed_interval(deltas, 1 - alpha, min_effect),
                     "verdict": judged.outcome,
                     "reason": judged.reason,
                 }
@@ -221,19 +283,28 @@ def validation_by_step(
 
 
 def compare_validation(
-    losses: dict[str, dict[str, dict[str, float]]], seeds: Sequence[str], baseline: str, level: float
+    losses: dict[str, dict[str, dict[str, float]]],
+    seeds: Sequence[str],
+    baseline: str,
+    alpha: float,
+    min_effect: float = 0.0,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``[mode][pair]``: the per-seed loss reduction baseline - mode (> 0: the mode is better) with
-    its :func:`seed_interval`. Validation loss still separates modes when BLEU is near 0 everywhere
-    (short runs), but only over seeds: there is no sentence-level paired test of a loss here."""
-    return {
-        mode: {
-            pair: seed_interval([losses[baseline][pair][s] - by_pair[pair][s] for s in seeds], level)
+    its :func:`seed_interval` at level 1 - alpha, per-pair findings by :func:`holm_findings`.
+    Validation loss still separates modes when BLEU is near 0 everywhere (short runs), but only
+    over seeds: there is no sentence-level paired test of a loss here."""
+    out = {}
+    for mode, by_pair in losses.items():
+        if mode == baseline:
+            continue
+        out[mode] = {
+            pair: seed_interval(
+                [losses[baseline][pair][s] - by_pair[pair][s] for s in seeds], 1 - alpha, min_effect
+            )
             for pair in by_pair
         }
-        for mode, by_pair in losses.items()
-        if mode != baseline
-    }
+        holm_findings(out[mode], alpha, min_effect)
+    return out
 
 
 def _bounds(interval: dict[str, Any]) -> str:
@@ -252,16 +323,26 @@ def _format_validation(results: dict[str, Any]) -> list[str]:
         lines.append(f"{label:<{width}}" + "".join(f"{cell:>16}" for cell in cells))
     for mode, by_pair in validation["comparisons"].items():
         lines += ["", f"validation loss: {baseline} - {mode} (> 0: {mode} lower)".ljust(width + 2)
-                  + "     mean   t interval            finding"]  # fmt: skip
+                  + "     mean   t interval               p   p_holm  finding"]  # fmt: skip
         for pair in [*pairs, ALL_PAIRS]:
             row, label = by_pair[pair], "average" if pair == ALL_PAIRS else pair
-            lines.append(f"{label:<{width + 2}}{row['mean']:+9.4f}   {_bounds(row):<22}{row['finding']}")
+            lines.append(
+                f"{label:<{width + 2}}{row['mean']:+9.4f}   {_bounds(row):<22}{_p(row['p'])}"
+                f"{_p(row.get('p_holm'))}  {row['finding']}"
+            )
         counts = _outcome_counts([by_pair[p]["finding"] for p in pairs])
         lines.append(
             f"{mode} vs {baseline} (validation loss): lower on {counts[BETTER]}, higher on {counts[WORSE]}, "
-            f"not significant on {counts[NOT_SIGNIFICANT]} of {len(pairs)} pairs"
+            f"negligible on {counts[NEGLIGIBLE]}, not significant on {counts[NOT_SIGNIFICANT]} "
+            f"of {len(pairs)} pairs after Holm correction (minimum effect "
+            f"{results['min_loss_effect']:g} nats){shared_languages(pairs)}"
         )
     return lines
+
+
+def _p(value: float | None) -> str:
+    """A p-value column cell ("n/a" when there is none)."""
+    return f"{'n/a':>9}" if value is None else f"{value:9.4f}"
 
 
 def _format_trajectory(results: dict[str, Any]) -> list[str]:
@@ -272,7 +353,8 @@ def _format_trajectory(results: dict[str, Any]) -> list[str]:
         "",
         "validation loss along training: mean over pairs and seeds; reduction = "
         f"{baseline} - mode with its t interval over seeds; lower on = pairs below {baseline}; "
-        "spread = sd of the losses into one target over its sources (about 0: the source is not read)",
+        "spread = sd of the losses into one target over its sources (about 0: the source is not read)"
+        + shared_languages(results["pairs"]),
         "  step" + "".join(f"{m:>10}" for m in modes)
         + "".join(f"{'reduction ' + m:>22}{'t interval':>22}{'lower on':>10}" for m in others)
         + "".join(f"{'spread ' + m:>16}" for m in modes),
@@ -290,12 +372,12 @@ def _format_trajectory(results: dict[str, Any]) -> list[str]:
 
 
 def _outcome_counts(outcomes: Sequence[str]) -> dict[str, int]:
-    """How many of ``outcomes`` are better / worse / not significant."""
-    return {outcome: list(outcomes).count(outcome) for outcome in (BETTER, WORSE, NOT_SIGNIFICANT)}
+    """How many of ``outcomes`` are better / worse / negligible / not significant."""
+    return {outcome: list(outcomes).count(outcome) for outcome in OUTCOMES}
 
 
 def _summary(comparisons: dict[str, Any], pairs: Sequence[str]) -> dict[str, dict[str, dict[str, int]]]:
-    """``[mode][metric]``: number of pairs judged better / worse / not significant."""
+    """``[mode][metric]``: number of pairs judged better / worse / negligible / not significant."""
     return {
         mode: {metric: _outcome_counts([by_pair[p][metric]["verdict"] for p in pairs]) for metric in METRICS}
         for mode, by_pair in comparisons.items()
@@ -316,8 +398,10 @@ def format_report(results: dict[str, Any]) -> str:
     width = max(len(p) for p in [*pairs, "average"]) + 2
     lines = [
         f"{len(results['seeds'])} seed(s) {', '.join(results['seeds'])}; modes {', '.join(modes)}; "
-        f"baseline {baseline}; alpha {results['alpha']}",
-        "mean ± sd over seeds; p: pooled paired bootstrap / approximate randomisation (sacreBLEU)",
+        f"baseline {baseline}; alpha {results['alpha']}; minimum effect {results['min_effect']:g} points",
+        "mean ± sd over seeds; p: pooled paired bootstrap / approximate randomisation (sacreBLEU) over the",
+        "sentences of all seeds concatenated (they resample sentences, not seeds: seed variation is in the",
+        "t intervals over seeds); p_holm: the larger p, Holm-corrected over the pairs",
     ]
     for metric in METRICS:
         lines += ["", f"{metric}".ljust(width) + "".join(f"{m:>16}" for m in modes)]
@@ -330,14 +414,15 @@ def format_report(results: dict[str, Any]) -> str:
         for mode, by_pair in results["comparisons"].items():
             lines += [
                 "",
-                f"{metric}: {mode} vs {baseline}".ljust(width + 2) + "   delta     p_bs     p_ar  verdict",
+                f"{metric}: {mode} vs {baseline}".ljust(width + 2)
+                + "   delta     p_bs     p_ar   p_holm  verdict",
             ]
             for pair in [*pairs, ALL_PAIRS]:
                 row = by_pair[pair][metric]
                 label = "all pairs" if pair == ALL_PAIRS else pair
                 lines.append(
                     f"{label:<{width + 2}}{row['delta']:+8.2f} {row['p_bootstrap']:8.4f} "
-                    f"{row['p_randomisation']:8.4f}  {row['verdict']}"
+                    f"{row['p_randomisation']:8.4f}{_p(row['p_holm'])}  {row['verdict']}"
                 )
             average = by_pair[ALL_PAIRS][metric]["seed_delta"]
             if average["low"] is not None:
@@ -349,7 +434,8 @@ def format_report(results: dict[str, Any]) -> str:
             counts = results["summary"][mode][metric]
             lines.append(
                 f"{mode} vs {baseline} ({metric}): better on {counts[BETTER]}, worse on {counts[WORSE]}, "
-                f"not significant on {counts[NOT_SIGNIFICANT]} of {len(pairs)} pairs"
+                f"negligible on {counts[NEGLIGIBLE]}, not significant on {counts[NOT_SIGNIFICANT]} "
+                f"of {len(pairs)} pairs after Holm correction{shared_languages(pairs)}"
             )
         if results["comparisons"]:
             first = next(iter(results["comparisons"].values()))[pairs[0]][metric]
@@ -370,6 +456,8 @@ def compare_runs(
     *,
     baseline: str | None = None,
     alpha: float = 0.05,
+    min_effect: float = 0.1,
+    min_loss_effect: float = 0.001,
     bootstrap_samples: int = 1000,
     randomisation_trials: int = 10000,
     tokenize: str = "13a",
@@ -396,7 +484,12 @@ def compare_runs(
         raise ValueError(f"--baseline {chosen!r} is not one of the modes {runs.modes}")
     runs = dataclasses.replace(runs, modes=[chosen, *(m for m in runs.modes if m != chosen)])
     raw = seed_scores(runs, tokenize)
-    comparisons = compare_modes(runs, raw, chosen, alpha, bootstrap_samples, randomisation_trials, tokenize)
+    for name, value in (("--min-effect", min_effect), ("--min-loss-effect", min_loss_effect)):
+        if not value >= 0:
+            raise ValueError(f"{name} {value!r} must be >= 0")
+    comparisons = compare_modes(
+        runs, raw, chosen, alpha, bootstrap_samples, randomisation_trials, tokenize, min_effect
+    )
     results = {
         "runs": [str(p) for p in run_dirs],
         "folders": {seed: str(folder) for seed, folder in runs.folders.items()},
@@ -406,6 +499,8 @@ def compare_runs(
         "sentences": {pair: len(refs) for pair, refs in runs.references.items()},
         "baseline": chosen,
         "alpha": alpha,
+        "min_effect": min_effect,
+        "min_loss_effect": min_loss_effect,
         "scores": {
             mode: {
                 pair: {m: {**_spread(list(v.values())), "per_seed": v} for m, v in by.items()}
@@ -421,7 +516,7 @@ def compare_runs(
     if losses is not None:
         results["validation"] = {
             "losses": losses,
-            "comparisons": compare_validation(losses, runs.seeds, chosen, 1 - alpha),
+            "comparisons": compare_validation(losses, runs.seeds, chosen, alpha, min_loss_effect),
         }
     trajectory = validation_by_step(runs, histories, chosen, 1 - alpha) if histories is not None else None
     if trajectory is not None:

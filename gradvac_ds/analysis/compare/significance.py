@@ -10,9 +10,16 @@ With several seeds the verdict of a pair uses the systems pooled over seeds: the
 seeds concatenated (sentence n of seed s of the system paired with sentence n of seed s of the
 baseline), so the corpus score is the score of the seeds' outputs together. :func:`verdict`:
 
-- ``better`` / ``worse``: both pooled p-values < alpha, and, with two or more seeds, every seed's
-  own difference has the sign of the pooled difference;
-- otherwise ``not significant`` (the reason says which condition failed).
+- ``not significant``: p >= alpha, where p is the larger of the two pooled p-values, after the
+  Holm correction over the pairs of one comparison when the caller passes it (:func:`holm`), or
+  with two or more seeds, some seed's own difference has the other sign (or is 0);
+- ``negligible``: significant, but the pooled difference is smaller in magnitude than the minimum
+  effect (in metric points; a difference that prints as +0.00 is never ``better``);
+- ``better`` / ``worse``: otherwise, by the sign of the pooled difference.
+
+The pooled tests resample (or swap) sentences of the concatenated seeds; they do not resample
+seeds. Seed-to-seed variation enters only through the sign rule above and the Student-t intervals
+over seeds of :mod:`.report`.
 
 Why both tests and a non-zero difference: sacreBLEU (like MultEval, which it follows) counts only
 resampled differences strictly larger than the observed one. Identical systems therefore get
@@ -27,9 +34,11 @@ from dataclasses import dataclass
 
 from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.significance import PairedTest
+from statsmodels.stats.multitest import multipletests
 
 METRICS = ("BLEU", "chrF")
-BETTER, WORSE, NOT_SIGNIFICANT = "better", "worse", "not significant"
+BETTER, WORSE, NEGLIGIBLE, NOT_SIGNIFICANT = "better", "worse", "negligible", "not significant"
+OUTCOMES = (BETTER, WORSE, NEGLIGIBLE, NOT_SIGNIFICANT)
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,15 @@ def paired_tests(
     return out
 
 
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values of m tests (statsmodels): with p sorted ascending,
+    p'_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)). Rejecting p' < alpha bounds the family-wise
+    error rate by alpha under any dependence between the tests (here: pairs that share a language)."""
+    if not p_values:
+        return []
+    return [float(p) for p in multipletests(list(p_values), method="holm")[1]]
+
+
 @dataclass(frozen=True)
 class Verdict:
     """``better``, ``worse`` or ``not significant`` with the reason in words."""
@@ -102,13 +120,24 @@ class Verdict:
     reason: str
 
 
-def verdict(pooled: PairedResult, seed_deltas: Sequence[float], alpha: float = 0.05) -> Verdict:
-    """The verdict of one pair and metric (rules in the module docstring)."""
+def verdict(
+    pooled: PairedResult,
+    seed_deltas: Sequence[float],
+    alpha: float = 0.05,
+    *,
+    min_effect: float = 0.0,
+    p_adjusted: float | None = None,
+) -> Verdict:
+    """The verdict of one pair and metric (rules in the module docstring); ``p_adjusted`` replaces
+    the larger pooled p-value when the caller corrected it for multiple comparisons."""
     p = max(pooled.p_bootstrap, pooled.p_randomisation)
+    label = "p"
+    if p_adjusted is not None:
+        p, label = p_adjusted, "Holm-adjusted p"
     if p >= alpha:
         return Verdict(
             NOT_SIGNIFICANT,
-            f"p = {p:.3g} >= {alpha} (larger of paired bootstrap {pooled.p_bootstrap:.3g} and "
+            f"{label} = {p:.3g} >= {alpha} (larger of paired bootstrap {pooled.p_bootstrap:.3g} and "
             f"approximate randomisation {pooled.p_randomisation:.3g})",
         )
     if pooled.delta == 0:
@@ -118,7 +147,11 @@ def verdict(pooled: PairedResult, seed_deltas: Sequence[float], alpha: float = 0
     if len(seed_deltas) >= 2 and disagreeing:
         return Verdict(
             NOT_SIGNIFICANT,
-            f"p = {p:.3g} < {alpha} pooled, but {len(disagreeing)} of {len(seed_deltas)} seeds "
+            f"{label} = {p:.3g} < {alpha} pooled, but {len(disagreeing)} of {len(seed_deltas)} seeds "
             "differ in the other direction (or not at all)",
         )
-    return Verdict(BETTER if sign > 0 else WORSE, f"p = {p:.3g} < {alpha}; delta {pooled.delta:+.2f}")
+    if abs(pooled.delta) < min_effect:
+        return Verdict(
+            NEGLIGIBLE, f"{label} = {p:.3g} < {alpha}, but |delta| {abs(pooled.delta):.3g} < {min_effect}"
+        )
+    return Verdict(BETTER if sign > 0 else WORSE, f"{label} = {p:.3g} < {alpha}; delta {pooled.delta:+.2f}")

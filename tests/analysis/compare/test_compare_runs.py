@@ -12,7 +12,7 @@ from synthetic_logs import ACROSS, FAMILIES, GROUPS, WITHIN, planted_cosine
 
 from gradvac_ds.analysis.compare import compare_runs
 from gradvac_ds.analysis.compare.__main__ import main
-from gradvac_ds.analysis.compare.report import seed_interval, source_spread
+from gradvac_ds.analysis.compare.report import holm_findings, seed_interval, shared_languages, source_spread
 from gradvac_ds.analysis.log import SimilarityLog
 
 PAIRS = {"aa-en": references(150, 1), "ab-en": references(150, 2), "ba-en": references(150, 3)}
@@ -36,11 +36,16 @@ def test_verdicts_follow_the_planted_gaps(run_dir, tmp_path):
         assert by_pair["aa-en"][metric]["verdict"] == "better"
         assert by_pair["ab-en"][metric]["verdict"] == "not significant"
         assert by_pair["ba-en"][metric]["verdict"] == "worse"
-        assert results["summary"]["gradvac"][metric] == {"better": 1, "worse": 1, "not significant": 1}
+        assert results["summary"]["gradvac"][metric] == {
+            "better": 1, "worse": 1, "negligible": 0, "not significant": 1
+        }  # fmt: skip
+        assert by_pair["aa-en"][metric]["p_holm"] >= by_pair["aa-en"][metric]["p_bootstrap"]
     bleu = results["scores"]["gradvac"]["aa-en"]["BLEU"]
     assert bleu["sd"] > 0 and bleu["mean"] == pytest.approx(np.mean(list(bleu["per_seed"].values())))
     text = (tmp_path / "out" / "compare.txt").read_text()
-    assert "not significant on 1 of 3 pairs" in text and "signature: nrefs:1|bs:300" in text
+    assert "not significant on 1 of 3 pairs after Holm correction" in text
+    assert "they resample sentences, not seeds" in text and "signature: nrefs:1|bs:300" in text
+    assert "the pairs share languages, en (3 of 3): they are not independent" in text
     assert (tmp_path / "out" / "compare.png").stat().st_size > 0
     assert json.loads((tmp_path / "out" / "compare.json").read_text())["pairs"] == sorted(PAIRS)
 
@@ -158,8 +163,15 @@ def test_validation_losses_are_compared_over_seeds(tmp_path):
     assert by_pair["ab-en"]["finding"] == "not significant"
     assert by_pair["ba-en"]["finding"] == "worse"
     text = (tmp_path / "out" / "compare.txt").read_text()
-    expected = "gradvac vs sum (validation loss): lower on 1, higher on 1, not significant on 1 of 3 pairs"
+    expected = (
+        "gradvac vs sum (validation loss): lower on 1, higher on 1, negligible on 0, not significant "
+        "on 1 of 3 pairs after Holm correction (minimum effect 0.001 nats)"
+    )
     assert expected in text
+    assert by_pair["aa-en"]["p"] <= by_pair["aa-en"]["p_holm"] < 0.05 and "p_holm" not in by_pair["all"]
+    strict = compare_runs([run], tmp_path / "strict", min_loss_effect=1.0, **FAST)
+    findings = {p: strict["validation"]["comparisons"]["gradvac"][p]["finding"] for p in PAIRS}
+    assert findings == {"aa-en": "negligible", "ab-en": "not significant", "ba-en": "negligible"}
     first, last = results["validation_by_step"]
     assert first["step"] == 4 and last["step"] == 8 and first["loss"] == {"sum": 4.0, "gradvac": 4.0}
     assert first["reduction"]["gradvac"]["mean"] == 0.0 and first["pairs_lower"]["gradvac"] == 0
@@ -172,6 +184,33 @@ def test_validation_losses_are_compared_over_seeds(tmp_path):
     assert last["source_spread"]["sum"] < 0.03  # the three sources into en: equal up to noise
     assert last["source_spread"]["gradvac"] == pytest.approx(np.std([2.5, 3.0, 3.5]), abs=0.03)
     assert "validation loss along training" in text
+
+
+def test_seed_interval_needs_the_minimum_effect_and_gives_the_t_test_p():
+    tiny = seed_interval([0.001, 0.0011, 0.0009], min_effect=0.01)
+    assert tiny["low"] > 0 and tiny["finding"] == "negligible" and tiny["p"] < 0.01
+    assert seed_interval([0.001, 0.0011, 0.0009])["finding"] == "better"
+    assert seed_interval([0.5, 0.5])["p"] == 0.0 and seed_interval([0.0, 0.0])["p"] == 1.0
+    assert seed_interval([1.0, -1.0, 0.5])["p"] == pytest.approx(0.8075, abs=1e-3)  # t = 0.277, 2 dof
+
+
+def test_holm_findings_correct_the_pairs_but_not_the_average():
+    deltas = {"aa-en": [1.0, 1.4, 0.8], "ab-en": [1.0, 1.4, 0.75], "all": [1.0, 1.4, 0.75]}
+    rows = {pair: seed_interval(values) for pair, values in deltas.items()}
+    assert all(row["finding"] == "better" and 0.025 < row["p"] < 0.035 for row in rows.values())
+    holm_findings(rows, alpha=0.05, min_effect=0.0)
+    # sorted 0.026, 0.031 -> 2 x 0.026 and max(2 x 0.026, 1 x 0.031): both above 0.05 now
+    assert rows["aa-en"]["p_holm"] == pytest.approx(2 * rows["aa-en"]["p"])
+    assert rows["ab-en"]["p_holm"] == pytest.approx(2 * rows["aa-en"]["p"])
+    assert rows["aa-en"]["finding"] == rows["ab-en"]["finding"] == "not significant"
+    assert rows["all"]["finding"] == "better" and "p_holm" not in rows["all"]
+
+
+def test_shared_languages_names_the_languages_pairs_share():
+    assert shared_languages(["es-en", "pt-en", "en-de"]) == (
+        "  (the pairs share languages, en (3 of 3): they are not independent)"
+    )
+    assert shared_languages(["es-pt", "de-da"]) == ""
 
 
 def test_source_spread_is_the_mean_spread_over_targets_with_several_sources():

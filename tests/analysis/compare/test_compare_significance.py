@@ -7,9 +7,11 @@ from compare_corpora import references, system
 
 from gradvac_ds.analysis.compare.significance import (
     BETTER,
+    NEGLIGIBLE,
     NOT_SIGNIFICANT,
     WORSE,
     PairedResult,
+    holm,
     paired_tests,
     verdict,
 )
@@ -62,6 +64,21 @@ def test_verdict_needs_both_p_values_and_agreeing_seeds():
     judged = verdict(PairedResult("BLEU", 20, 22, 2, 0.01, 0.2, "bs", "ar"), [2.0])
     assert judged.outcome == NOT_SIGNIFICANT and "p = 0.2" in judged.reason
     assert verdict(_result(-2.0, 0.001), [-2.0]).outcome == WORSE
+
+
+def test_verdict_needs_the_minimum_effect_and_uses_the_adjusted_p():
+    judged = verdict(_result(0.004, 0.001), [0.004, 0.003], min_effect=0.1)
+    assert judged.outcome == NEGLIGIBLE and "0.004 < 0.1" in judged.reason
+    assert verdict(_result(-0.05, 0.001), [-0.05], min_effect=0.1).outcome == NEGLIGIBLE
+    assert verdict(_result(0.2, 0.001), [0.2], min_effect=0.1).outcome == BETTER
+    judged = verdict(_result(2.0, 0.01), [2.0], p_adjusted=0.06)
+    assert judged.outcome == NOT_SIGNIFICANT and "Holm-adjusted p = 0.06" in judged.reason
+
+
+def test_holm_is_the_step_down_bonferroni_correction():
+    # sorted 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 1 x 0.04); back in input order
+    assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0]) and holm([]) == []
 
 
 def test_paired_tests_reject_misaligned_inputs(refs):
