@@ -6,6 +6,9 @@
 #   bash scripts/evidence.sh                       # all of it; rerun to resume after an interruption
 #   BIBLE=/data/bible bash scripts/evidence.sh --set training.steps=500   # extra args go to training
 #
+# The Bible text comes from scripts/fetch_bible.py (source, checksums and licences: data/eval/README.md);
+# it runs here when $BIBLE/en.txt is missing. BIBLE defaults to data/eval/bible.
+#
 # Every mode x seed resumes from its latest checkpoint (--resume), so the script can be stopped and
 # restarted; a finished mode is not retrained. On a shared box wrap it in the box's lock, e.g.
 #   nohup flock /tmp/gradvac-heavy.lock bash scripts/evidence.sh > evidence.log 2>&1 &
@@ -19,11 +22,14 @@ bash scripts/setup_env.sh
 . scripts/forward_signals.sh
 export DS_ACCELERATOR=${DS_ACCELERATOR:-cpu} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 CONFIG=${CONFIG:-configs/evidence_bible.yaml}
-BIBLE=${BIBLE:-../shared/eval-data/bible}
+BIBLE=${BIBLE:-data/eval/bible}
 DISTANCES=${DISTANCES:-$(dirname "$BIBLE")/distances.csv}
 LANGUAGES=${LANGUAGES:-$(dirname "$BIBLE")/languages.csv}
 RUN_DIR=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['run_dir'])" "$CONFIG")
 EXPECTED="about 8 h on 2 CPU cores: 6 trainings x (1000 steps x 3.2 s + validation + decoding)"
+if [ ! -f "$BIBLE/en.txt" ]; then
+  python scripts/fetch_bible.py --out "$BIBLE"
+fi
 for path in "$BIBLE/en.txt" "$DISTANCES" "$LANGUAGES"; do
   [ -f "$path" ] || { echo "evidence.sh: $path not found (set BIBLE=<dir with en.txt ...>)" >&2; exit 2; }
 done
