@@ -18,6 +18,10 @@ Modes, all built from the same initial weights and fed the same micro-batches:
   of GradVac over stock DeepSpeed on the same micro-batches.
 * ``sum``: GradVacEngine, ``mode: sum`` (captures, Gram, all-reduce and combine with unit weights):
   ``gradvac / sum`` isolates the solver.
+* the Gramian methods of ``--methods`` (default upgrad, mgda, imtl_g, aligned_mtl; at the K in
+  ``--method-tasks``, default 16): GradVacEngine with that ``mode``, timed in rounds of their own
+  with plain DeepSpeed, each round rotating the order of plain and the methods; ``method / plain``
+  is each method's full cost over stock DeepSpeed.
 * ``naive`` (at the K in ``--naive-tasks``, default 16): :mod:`naive` -- a replicated model, each
   task's full gradient all-reduced, the dense GradVac loop on flat vectors on every rank.
 
@@ -37,8 +41,8 @@ collectives (expected: one all-reduce of (L * K^2 + 4) float64 per step), and De
 reductions included, for plain, gradvac and naive alike.
 
 The last line is one JSON object whose first keys are ``step_time_ratio_vs_plain_k16`` and
-``cpu_time_ratio_vs_plain_k16`` (gradvac / plain), then the gradvac / sum ratios, memory and
-traffic, then per-K details.
+``cpu_time_ratio_vs_plain_k16`` (gradvac / plain), then ``method_step_time_ratio_vs_plain_k16``
+(each method / plain), the gradvac / sum ratios, memory and traffic, then per-K details.
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--steps", type=int, default=12, help="timed rounds per K (each runs every mode once)"
     )
     parser.add_argument("--naive-steps", type=int, default=4, help="timed rounds of naive against plain")
+    parser.add_argument("--methods", default="upgrad,mgda,imtl_g,aligned_mtl", help="Gramian modes to time")
+    parser.add_argument("--method-tasks", default="16", help="K values at which the methods run")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds per K before the timed ones")
     parser.add_argument("--phase-steps", type=int, default=3, help="instrumented steps per K and mode")
     parser.add_argument("--gram-dtype", default="fp32", choices=("fp32", "fp64"))
@@ -348,6 +354,19 @@ def measure(args: argparse.Namespace, num_tasks: int) -> dict[str, Any]:
         best_ratio["naive/plain"] = min(n_total["naive"]) / min(n_total["plain"])
         best_ratio["naive/gradvac"] = best_ratio["naive/plain"] / best_ratio["gradvac/plain"]
 
+    methods = (
+        [m for m in args.methods.split(",") if m] if str(num_tasks) in args.method_tasks.split(",") else []
+    )
+    method_ratio, method_cpu_ratio = {}, {}
+    if methods:
+        engines.update({m: build(args, num_tasks, m)[0] for m in methods})
+        lineup = ["plain", *methods]
+        rotations = [tuple(lineup[i:] + lineup[:i]) for i in range(len(lineup))]
+        start = rounds + args.warmup + args.naive_steps
+        _, _, m_total, m_cpu = timed_rounds(engines, rotations, args, num_tasks, rounds, first=start)
+        method_ratio = {m: paired(m, "plain", m_total) for m in methods}
+        method_cpu_ratio = {m: paired(m, "plain", m_cpu) for m in methods}
+
     buffers = torch.tensor([float(gv.task_buffer_bytes)], dtype=torch.float64)
     dist.all_reduce(buffers, op=dist.ReduceOp.MAX)
     ideal = num_tasks * num_params / world * 4
@@ -366,6 +385,8 @@ def measure(args: argparse.Namespace, num_tasks: int) -> dict[str, Any]:
         "median_cpu_ms": {m: 1e3 * statistics.median(cpu_total[m]) for m in modes},
         "ratio": ratio,
         "cpu_ratio": cpu_ratio,
+        "method_ratio": method_ratio,
+        "method_cpu_ratio": method_cpu_ratio,
         "best_ratio": best_ratio,
         "task_buffer_bytes": int(buffers.item()),
         "naive_task_buffer_bytes": num_tasks * num_params * 4,
@@ -426,6 +447,14 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         f"step_time_ratio_vs_plain_k{head}": _round(by_k[head]["ratio"]["gradvac/plain"]),
         f"cpu_time_ratio_vs_plain_k{head}": _round(by_k[head]["cpu_ratio"]["gradvac/plain"]),
     }
+    for k in sorted(by_k, reverse=True):
+        if by_k[k]["method_ratio"]:
+            out[f"method_step_time_ratio_vs_plain_k{k}"] = {
+                m: _round(v) for m, v in by_k[k]["method_ratio"].items()
+            }
+            out[f"method_cpu_time_ratio_vs_plain_k{k}"] = {
+                m: _round(v) for m, v in by_k[k]["method_cpu_ratio"].items()
+            }
     for k in sorted(by_k, reverse=True):
         out[f"step_time_ratio_vs_sum_k{k}"] = _round(by_k[k]["ratio"]["gradvac/sum"])
     r = by_k[top]

@@ -23,6 +23,8 @@ _HOMES = {
     "LocalGradVac": "local",
     "GradVacConfig": "config",
     "Mode": "algorithm",
+    "WEIGHTINGS": "weighting",
+    "make_weighting": "weighting",
     "ParallelLayout": "layout",
     "Comm": "comm",
     "StepObserver": "comm",

@@ -117,9 +117,11 @@ def cosine_matrix(gram: torch.Tensor) -> torch.Tensor:
     return cos.masked_fill(denom == 0, float("nan")).clamp(-1.0, 1.0)
 
 
-def _check_inputs(
+def check_inputs(
     gram: torch.Tensor, targets: torch.Tensor, active: torch.Tensor, orders: torch.Tensor
 ) -> None:
+    """Shapes [L, K, K], [L, K, K], [K], [K, K - 1] (ValueError) and a finite Gram
+    (:class:`NonFiniteGramError`)."""
     if gram.dim() != 3 or gram.shape[1] != gram.shape[2]:
         raise ValueError(f"gram must have shape [L, K, K], got {tuple(gram.shape)}")
     num_tasks = gram.shape[1]
@@ -152,7 +154,7 @@ def solve(
     max_target: bound on |target| inside the correction, in (0, 1)
     """
     mode = Mode(mode)
-    _check_inputs(gram, targets, active, orders)
+    check_inputs(gram, targets, active, orders)
     gram = gram.to(torch.float64)
     targets = targets.to(torch.float64)
     active = active.to(torch.bool)

@@ -38,9 +38,10 @@ from typing import Any, TypeVar
 
 import torch
 
-from gradvac_ds.algorithm import DEFAULT_MAX_TARGET, Mode
+from gradvac_ds.algorithm import DEFAULT_MAX_TARGET
 from gradvac_ds.errors import ConfigError
 from gradvac_ds.grouping import Granularity
+from gradvac_ds.weighting import WEIGHTINGS, Weighting, make_weighting
 
 DISCOVER = "discover"
 BUFFER_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -175,10 +176,11 @@ def _describe(hint: Any) -> str:
 class GradVacConfig:
     """Validated GradVac settings (defaults: the paper's beta = 1e-2, per-layer groups)."""
 
-    mode: str = Mode.GRADVAC.value
-    """gradvac | pcgrad | sum (no surgery: equals plain DeepSpeed)."""
+    mode: str = "gradvac"
+    """A method of :data:`gradvac_ds.weighting.WEIGHTINGS`: gradvac | pcgrad | sum (no surgery:
+    equals plain DeepSpeed) | upgrad | mgda | imtl_g | aligned_mtl."""
     beta: float = 1e-2
-    """EMA rate of the target similarities, in [0, 1] (paper: 1e-2)."""
+    """GradVac's EMA rate of the target similarities, in [0, 1] (paper: 1e-2)."""
     granularity: str = Granularity.LAYER.value
     """Parameter groups: model | enc_dec | layer | matrix."""
     tasks: tuple[str, ...] | str = DISCOVER
@@ -197,9 +199,13 @@ class GradVacConfig:
     """Steps between writes of per-pair cosines and fire rates to DeepSpeed's monitor; 0 disables."""
     consistency_check_interval: int = 100
     """Steps between cross-rank checks of the task orders and weights; 0 disables."""
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Per-method options, ``{mode: {option: value}}`` (e.g. ``{mgda: {max_iters: 250}}``); each
+    method's ``Options`` dataclass lists its fields. ``beta`` and ``max_target`` above are GradVac's
+    (and PCGrad's ``max_target``); every mode's options are checked, the run uses its own."""
 
     def __post_init__(self) -> None:
-        check_choice("mode", self.mode, [m.value for m in Mode])
+        check_choice("mode", self.mode, list(WEIGHTINGS))
         check_choice("granularity", self.granularity, [g.value for g in Granularity])
         check_choice("buffer_dtype", self.buffer_dtype, list(BUFFER_DTYPES))
         check_choice("gram_dtype", self.gram_dtype, list(GRAM_DTYPES))
@@ -208,6 +214,14 @@ class GradVacConfig:
             raise FieldError("max_target", self.max_target, "must be in (0, 1)")
         for name in ("seed", "log_interval", "consistency_check_interval"):
             check_range(name, getattr(self, name), 0)
+        for mode in self.options:
+            check_choice("options", mode, list(WEIGHTINGS))
+            if not isinstance(self.options[mode], Mapping):
+                raise FieldError(f"options.{mode}", self.options[mode], "must be a mapping of option: value")
+            try:
+                self.weighting_of(mode)
+            except ValueError as err:
+                raise FieldError(f"options.{mode}", self.options[mode], f"is not valid: {err}") from None
         tasks = self.tasks
         if isinstance(tasks, str):
             if tasks != DISCOVER:
@@ -217,6 +231,19 @@ class GradVacConfig:
             raise FieldError("tasks", list(tasks), "must be a non-empty list of non-empty names")
         if len(set(tasks)) != len(tasks):
             raise FieldError("tasks", list(tasks), "holds duplicate names")
+
+    def weighting_of(self, mode: str) -> Weighting:
+        """The method ``mode`` with its ``options`` (GradVac's ``beta``/``max_target`` come from the
+        fields above when the method has them)."""
+        cls = WEIGHTINGS[mode]
+        inherited = {f.name for f in dataclasses.fields(cls.Options)} & {"beta", "max_target"}
+        options = {**{name: getattr(self, name) for name in inherited}, **self.options.get(mode, {})}
+        return make_weighting(mode, options)
+
+    @property
+    def weighting(self) -> Weighting:
+        """The configured method (:attr:`mode`)."""
+        return self.weighting_of(self.mode)
 
     @property
     def buffer_torch_dtype(self) -> torch.dtype:

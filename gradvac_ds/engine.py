@@ -146,6 +146,7 @@ class GradVacEngine:
     ) -> None:
         self.ds_engine = ds_engine
         self.gradvac_config = config
+        self._weighting = config.weighting
         self.comm = comm or Comm()
         self.observer = observer or StepObserver()
         self.layout = layout or ParallelLayout.from_mpu(getattr(ds_engine, "mpu", None))
@@ -271,9 +272,7 @@ class GradVacEngine:
         active[rows] = True
         cfg = self.gradvac_config
         with self.observer.phase("solve"):
-            plan = self.state.plan(
-                gram, active, mode=cfg.mode, beta=cfg.beta, seed=cfg.seed, max_target=cfg.max_target
-            )
+            plan = self.state.plan(gram, active, weighting=self._weighting, seed=cfg.seed)
         interval = cfg.consistency_check_interval
         if interval and self.state.step % interval == 0:
             with self.observer.phase("agreement"):

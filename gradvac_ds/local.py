@@ -27,6 +27,7 @@ class LocalGradVac:
 
     def __init__(self, model: torch.nn.Module, config: GradVacConfig) -> None:
         self.config = config
+        self._weighting = config.weighting
         self.params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.grouping: ParameterGrouping = group_parameters(self.params, config.granularity)
         discover = config.tasks == DISCOVER
@@ -69,9 +70,7 @@ class LocalGradVac:
         accumulate_gram(gram, buffer, self.segments)
         active = torch.zeros(num_tasks, dtype=torch.bool)
         active[indices] = True
-        plan = state.plan(
-            gram, active, mode=cfg.mode, beta=cfg.beta, seed=cfg.seed, max_target=cfg.max_target
-        )
+        plan = state.plan(gram, active, weighting=self._weighting, seed=cfg.seed)
         result = plan.result
         if result is None:
             for _, p in self.params:

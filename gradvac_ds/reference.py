@@ -3,7 +3,8 @@
 This is DESIGN.md section 1 written literally, one group at a time, on full gradient vectors, with
 the same edge-case decisions as :mod:`gradvac_ds.algorithm` (zero-norm gradients and inactive tasks
 are skipped, targets are clamped inside the correction). It is deliberately slow and simple and is
-not a code path of the product.
+not a code path of the product. :func:`dense_weighted_groups` is the same oracle for the Gramian
+methods of :mod:`gradvac_ds.weighting`: their weights from the Gram of the full vectors.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import NamedTuple
 import torch
 
 from gradvac_ds.algorithm import DEFAULT_MAX_TARGET, ZERO_RTOL, Mode
+from gradvac_ds.weighting import GramianWeighting
 
 
 class DenseResult(NamedTuple):
@@ -116,3 +118,25 @@ def dense_gradvac_groups(
             update[s] = group_update[offset : offset + n]
             offset += n
     return DenseResult(update, new_targets, conditioning)
+
+
+def dense_weighted_groups(
+    task_grads: list[torch.Tensor],
+    group_slices: list[list[slice]],
+    weighting: GramianWeighting,
+    *,
+    active: list[bool],
+) -> torch.Tensor:
+    """A Gramian method on full gradient vectors: for each group l, the matrix X_l [k, n_l] of the
+    k active tasks' pieces, its Gram ``X_l X_l^T`` in float64, the method's weights w_l [k] on it,
+    and the update ``w_l^T X_l``. Returns the flat update [P] (absent tasks contribute nothing)."""
+    update = torch.zeros_like(task_grads[0], dtype=torch.float64)
+    present = [k for k, is_active in enumerate(active) if is_active]
+    for slices in group_slices:
+        matrix = torch.stack([torch.cat([task_grads[k][s] for s in slices]) for k in present]).double()
+        weights = weighting.weights((matrix @ matrix.T).unsqueeze(0))[0]
+        group_update, offset = weights @ matrix, 0
+        for s in slices:
+            update[s] = group_update[offset : offset + s.stop - s.start]
+            offset += s.stop - s.start
+    return update

@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from gradvac_ds.algorithm import SolveResult, draw_task_orders, solve, step_generator
+from gradvac_ds.algorithm import SolveResult, draw_task_orders, step_generator
 from gradvac_ds.errors import NonFiniteGramError, StateMismatchError
+from gradvac_ds.weighting import Weighting
 
 STATE_VERSION = 1
 
@@ -86,17 +87,15 @@ class GradVacState:
         gram: torch.Tensor,
         active: torch.Tensor,
         *,
-        mode: str,
-        beta: float,
+        weighting: Weighting,
         seed: int,
-        max_target: float,
     ) -> StepPlan:
-        """Plan the current step from its Gram [L, K, K] and active tasks [K]; nothing changes yet."""
+        """Plan the current step from its Gram [L, K, K] and active tasks [K] with ``weighting``;
+        nothing changes yet. The task orders are drawn for every method (sequential ones use them),
+        so that the cross-rank agreement check is the same for all."""
         orders = draw_task_orders(self.num_tasks, step_generator(seed, self.step))
         try:
-            result = solve(
-                gram, self.targets, mode=mode, beta=beta, active=active, orders=orders, max_target=max_target
-            )
+            result = weighting(gram, self.targets, active=active, orders=orders)
         except NonFiniteGramError:
             result = None
         return StepPlan(self.step, orders, result)

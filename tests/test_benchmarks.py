@@ -32,9 +32,13 @@ def test_bench_engine_counts_bytes_against_plain_and_the_naive_baseline():
     row = _last_json(
         "bench_engine.py", "--tasks", "2,3", "--naive-tasks", "3", "--steps", "1", "--warmup", "0",
         "--phase-steps", "1", "--layers", "1", "--d-model", "32", "--heads", "2", "--ffn", "64",
-        "--vocab", "64", "--seq", "16", "--batch", "2",
+        "--vocab", "64", "--seq", "16", "--batch", "2", "--method-tasks", "3",
     )  # fmt: skip
-    assert list(row)[:2] == ["step_time_ratio_vs_plain_k3", "cpu_time_ratio_vs_plain_k3"]
+    assert list(row)[:3] == [
+        "step_time_ratio_vs_plain_k3", "cpu_time_ratio_vs_plain_k3", "method_step_time_ratio_vs_plain_k3"
+    ]  # fmt: skip
+    assert sorted(row["method_step_time_ratio_vs_plain_k3"]) == ["aligned_mtl", "imtl_g", "mgda", "upgrad"]
+    assert all(v > 0 for v in row["method_step_time_ratio_vs_plain_k3"].values())
     assert row["world"] == 2 and row["bytes_for_k"] == 3
     assert row["engine_allreduce_bytes_per_step"] == row["expected_allreduce_bytes_per_step"]
     assert row["task_buffer_bytes_over_KP_over_N"] >= 1.0

@@ -37,7 +37,23 @@ def test_round_trip_through_deepspeed_json(tmp_path):
     [
         (
             {"mode": "gradvacc"},
-            r"gradvac.mode = 'gradvacc' is not allowed; choose one of \['gradvac', 'pcgrad', 'sum'\]",
+            r"gradvac.mode = 'gradvacc' is not allowed; choose one of \['gradvac', 'pcgrad', 'sum', "
+            r"'upgrad', 'mgda', 'imtl_g', 'aligned_mtl'\]",
+        ),
+        ({"options": {"nope": {}}}, r"gradvac.options = 'nope' is not allowed; choose one of \['gradvac'"),
+        ({"options": {"mgda": 3}}, r"gradvac.options.mgda = 3 must be a mapping of option: value"),
+        (
+            {"options": {"mgda": {"max_iters": 0}}},
+            r"gradvac.options.mgda = \{'max_iters': 0\} is not valid: max_iters = 0 must be >= 1",
+        ),
+        (
+            {"options": {"upgrad": {"eps": 1}}},
+            r"gradvac.options.upgrad = .* is not valid: \['eps'\] are not options of mode 'upgrad'; "
+            r"allowed: \['reg_eps'\]",
+        ),
+        (
+            {"options": {"aligned_mtl": {"scale_mode": 2}}},
+            r"gradvac.options.aligned_mtl = .* is not valid: scale_mode = 2 must be str",
         ),
         ({"beta": 1.5}, r"gradvac.beta = 1.5 must be a number in \[0, 1\]"),
         ({"beta": "0.1"}, r"gradvac.beta"),

@@ -25,7 +25,6 @@ from typing import Any
 
 import yaml
 
-from gradvac_ds.algorithm import Mode
 from gradvac_ds.config import (
     ConfigError,
     FieldError,
@@ -38,6 +37,7 @@ from gradvac_ds.config import (
 from gradvac_ds.training.data import DataConfig
 from gradvac_ds.training.modeling.config import MODEL_KINDS, ModelConfig, config_from_mapping, resolve_config
 from gradvac_ds.training.schedules import LR_SCHEDULES
+from gradvac_ds.weighting import WEIGHTINGS
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +132,7 @@ class TrainingSection:
     weight_decay: float = 0.0
     eval_interval: int = 100
     checkpoint_interval: int = 100
-    modes: tuple[str, ...] = (Mode.GRADVAC.value,)
+    modes: tuple[str, ...] = ("gradvac",)
     seeds: tuple[int, ...] = ()
     dist_timeout_minutes: float = 30.0
     max_consecutive_skipped_steps: int = 50
@@ -154,7 +154,7 @@ class TrainingSection:
         check_range("weight_decay", self.weight_decay, 0.0)
         for beta in self.betas:
             check_range("betas", beta, 0.0, 1.0)
-        allowed = [m.value for m in Mode]
+        allowed = list(WEIGHTINGS)
         if (
             not self.modes
             or any(m not in allowed for m in self.modes)

@@ -243,7 +243,10 @@ def _build_engine(config: RunConfig, mode: str, data: PreparedData) -> GradVacEn
         model.parameters(), lr=training.lr, betas=training.betas, weight_decay=training.weight_decay
     )
     schedule = lr_multiplier(
-        training.lr_schedule, training.warmup_steps, training.steps, training.min_lr_ratio,
+        training.lr_schedule,
+        training.warmup_steps,
+        training.steps,
+        training.min_lr_ratio,
         training.decay_fraction,
     )
     engine, *_ = gradvac_ds.initialize(

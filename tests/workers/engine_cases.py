@@ -29,7 +29,8 @@ from gradvac_ds.engine import GradVacEngine
 from gradvac_ds.errors import RankDivergenceError, TaskProtocolError, UnsupportedEngineError
 from gradvac_ds.gram import SIGNATURE_SLOTS
 from gradvac_ds.grouping import group_parameters
-from gradvac_ds.reference import dense_gradvac_groups
+from gradvac_ds.reference import dense_gradvac_groups, dense_weighted_groups
+from gradvac_ds.weighting import GramianWeighting, make_weighting
 
 TASKS = ["de-en", "fr-en", "ja-en", "sw-en"]
 MICRO_BATCHES_PER_STEP = 8  # = gradient_accumulation_steps
@@ -47,6 +48,7 @@ FOUR_RANK_CASES = (
     "sum_s2",
     "comm_s2",
 )
+GRAMIAN_MODES = ("upgrad", "mgda", "imtl_g", "aligned_mtl")
 # step -> {task: micro-batches}; sw-en is absent from step 1 (ja-en takes its micro-batches)
 SCHEDULE = [FULL, {"de-en": 2, "fr-en": 2, "ja-en": 4}, FULL, FULL]
 
@@ -196,10 +198,14 @@ def reference(init: dict[str, torch.Tensor], mode: str, steps: list[dict[str, in
                     (model(x.double(), y.double()) / MICRO_BATCHES_PER_STEP / world).backward()
             flat.append(torch.cat([p.grad.reshape(-1) for _, p in params]))
         active = [name in tasks for name in TASKS]
-        orders = draw_task_orders(len(TASKS), step_generator(0, step)).tolist()
-        update, targets, _ = dense_gradvac_groups(
-            flat, slices, targets, mode=mode, beta=BETA, active=active, orders=orders
-        )
+        method = make_weighting(mode)
+        if isinstance(method, GramianWeighting):
+            update = dense_weighted_groups(flat, slices, method, active=active)
+        else:
+            orders = draw_task_orders(len(TASKS), step_generator(0, step)).tolist()
+            update, targets, _ = dense_gradvac_groups(
+                flat, slices, targets, mode=mode, beta=BETA, active=active, orders=orders
+            )
         cursor = 0
         for _, p in params:
             p.grad = update[cursor : cursor + p.numel()].view_as(p).clone()
@@ -224,7 +230,11 @@ def case_equivalence(stage, precision, mode="gradvac", extra_zero=None, extra=No
         {n: v.double() for n, v in init.items()}, mode, SCHEDULE, dist.get_world_size()
     )
     fired = sum(int(o.result.fired.sum()) for o in outcomes)
+    active = [o.result.active.to(torch.float64) for o in outcomes]
     return {
+        "reweighted": max(
+            (o.result.weights - a).abs().max().item() for o, a in zip(outcomes, active, strict=True)
+        ),
         "adapter": type(gv.adapter).__name__,
         "param_rel_err": rel_err(got, want),
         "target_abs_err": (gv.state.targets - want_targets).abs().max().item(),
@@ -482,6 +492,20 @@ def cases(world: int) -> dict:
             3, "fp32", extra_zero={"stage3_param_persistence_threshold": 0}
         ),
         "pcgrad_s2": lambda: case_equivalence(2, "fp32", mode="pcgrad"),
+        **{
+            f"{mode}_s{stage}": (lambda mode=mode, stage=stage: case_equivalence(stage, "fp32", mode=mode))
+            for mode in GRAMIAN_MODES
+            for stage in (0, 1, 2, 3)
+        },
+        **{
+            f"{mode}_s{stage}_offload": (
+                lambda mode=mode, stage=stage: case_equivalence(
+                    stage, "fp32", mode=mode, extra_zero=OFFLOAD_ZERO, extra=OFFLOAD_EXTRA
+                )
+            )
+            for mode in GRAMIAN_MODES
+            for stage in (2, 3)
+        },
         "s0_bf16": lambda: case_equivalence(0, "bf16"),
         "s1_bf16_fp32acc": lambda: case_equivalence(1, "bf16_fp32acc"),
         "s2_bf16": lambda: case_equivalence(2, "bf16"),
