@@ -550,6 +550,18 @@ def emit(report: dict[str, Any]) -> None:
             for mode in ("gradvac", "sum")
         ],
     )
+    methods = [q for q in rows if q["method_ratio"]]
+    if methods:
+        print_table(
+            "Gramian methods against plain DeepSpeed (median of per-round paired ratios; rounds rotate "
+            "the order of plain and the methods)",
+            [("K", 3, ""), ("mode", 12, ""), ("wall ratio", 11, ".4f"), ("CPU ratio", 11, ".4f")],
+            [
+                [q["K"], m, q["method_ratio"][m], q["method_cpu_ratio"][m]]
+                for q in methods
+                for m in q["method_ratio"]
+            ],
+        )
     print(json.dumps(summary(report)))
 
 

@@ -288,7 +288,10 @@ def train_mode(
     similarity_log = None
     if _is_main():
         gv_config = engine.gradvac_config
-        metadata = {"mode": mode, "beta": gv_config.beta, "granularity": gv_config.granularity}
+        metadata = {
+            "mode": mode, "beta": gv_config.beta, "granularity": gv_config.granularity,
+            "options": dataclasses.asdict(gv_config.weighting.options),
+        }  # fmt: skip
         similarity_log = SimilarityLog(
             mode_dir,
             engine.state.task_names,
