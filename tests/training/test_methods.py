@@ -10,6 +10,7 @@ from pathlib import Path
 from data_helpers import prepare_run
 from distributed import run_training
 
+from gradvac_ds.analysis.__main__ import main as analyze
 from gradvac_ds.analysis.compare import compare_runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,3 +42,6 @@ def test_the_trainer_runs_the_gramian_methods_and_compare_reads_them(tmp_path: P
     assert results["baseline"] == "sum" and sorted(results["comparisons"]) == sorted(METHODS)
     text = (tmp_path / "compare" / "compare.txt").read_text()
     assert all(f"BLEU: {m} vs sum" in text for m in METHODS)
+    assert analyze([str(run_dir / "upgrad")]) == 0  # gradvac-analyze reads a Gramian method's log
+    report = json.loads((run_dir / "upgrad" / "analysis" / "report.json").read_text())
+    assert report["tasks"] == sorted(json.loads((run_dir / "bleu.json").read_text())["upgrad"])
