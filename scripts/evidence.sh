@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The evidence experiment of configs/evidence_bible.yaml: sum and gradvac x 3 seeds on the Bible
-# corpus (12 languages, 5 families, xx->en and en->xx), then the seed-aware comparison with paired
+# corpus (8 languages of 5 branches into English), then the seed-aware comparison with paired
 # significance and the similarity-vs-distance intervals (Mantel tests, vocabulary control).
 #
 #   bash scripts/evidence.sh                       # all of it; rerun to resume after an interruption
@@ -13,8 +13,8 @@
 # restarted; a finished mode is not retrained. On a shared box wrap it in the box's lock, e.g.
 #   nohup flock /tmp/gradvac-heavy.lock bash scripts/evidence.sh > evidence.log 2>&1 &
 #
-# Expected wall time on this 2-core CPU box, from timing probes under the lock (2 processes): about
-# 8 h (7-11 h; the header of configs/evidence_bible.yaml has the numbers). Printed at the start.
+# Expected wall time on a 2-core CPU box with nothing else running (2 processes): about 3 h 45 min
+# (the header of configs/evidence_bible.yaml has the measurements). Printed at the start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
@@ -26,7 +26,7 @@ BIBLE=${BIBLE:-data/eval/bible}
 DISTANCES=${DISTANCES:-$(dirname "$BIBLE")/distances.csv}
 LANGUAGES=${LANGUAGES:-$(dirname "$BIBLE")/languages.csv}
 RUN_DIR=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['run_dir'])" "$CONFIG")
-EXPECTED="about 8 h on 2 CPU cores: 6 trainings x (1000 steps x 3.2 s + validation + decoding)"
+EXPECTED="about 3 h 45 min on 2 CPU cores: 6 trainings x (1200 steps x 1.8 s + validation + decoding)"
 if [ ! -f "$BIBLE/en.txt" ]; then
   python scripts/fetch_bible.py --out "$BIBLE"
 fi
