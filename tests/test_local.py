@@ -8,7 +8,7 @@ from torch import nn
 from gradvac_ds.algorithm import draw_task_orders, step_generator
 from gradvac_ds.config import GradVacConfig
 from gradvac_ds.local import LocalGradVac
-from gradvac_ds.reference import dense_gradvac_groups
+from gradvac_ds.reference import dense_gradvac_groups, dense_weighted_groups
 
 TASKS = ("de-en", "fr-en", "ja-en")
 
@@ -89,3 +89,25 @@ def test_sum_mode_is_plain_backward_and_absent_task():
     sum(losses.values()).backward()
     for got, p in zip(combined, model.parameters(), strict=True):
         torch.testing.assert_close(got, p.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_gramian_methods_match_the_dense_method_on_full_vectors():
+    for mode in ("upgrad", "mgda", "imtl_g", "aligned_mtl"):
+        model = _model()
+        gv = LocalGradVac(model, GradVacConfig(mode=mode, tasks=TASKS))
+        params = list(model.named_parameters())
+        slices, offset = [[] for _ in gv.grouping.group_names], 0
+        for name, p in params:
+            slices[gv.grouping.group_of[name]].append(slice(offset, offset + p.numel()))
+            offset += p.numel()
+        losses = _losses(model, 0)
+        flat = []
+        for loss in losses.values():
+            grads = torch.autograd.grad(loss, [p for _, p in params], retain_graph=True)
+            flat.append(torch.cat([g.reshape(-1) for g in grads]))
+        result = gv.backward(losses)
+        want = dense_weighted_groups(flat, slices, gv.config.weighting, active=[True] * 3)
+        got = torch.cat([p.grad.reshape(-1) for _, p in params])
+        assert (got - want).abs().max() <= 1e-12 * want.abs().max(), mode
+        assert (result.weights - 1).abs().max() > 1e-3 and not result.fired.any(), mode
+        assert gv.state.step == 1 and not gv.state.targets.any(), mode
