@@ -41,6 +41,13 @@ def _rank_file(tag_dir: Path, rank: int) -> Path:
     return tag_dir / f"rank{rank}.pt"
 
 
+def read_rank_state(tag_dir: Path, rank: int) -> dict[str, Any]:
+    """A rank's data-loader and RNG state from its file in ``tag_dir``, unpickled with
+    ``weights_only=True`` (tensors, numbers, strings, lists and dicts only): a checkpoint folder
+    someone else wrote cannot run code in the job that resumes from it."""
+    return torch.load(_rank_file(tag_dir, rank), map_location="cpu", weights_only=True)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -233,6 +240,6 @@ def load(engine, directory: str | Path) -> tuple[str, dict[str, Any]] | None:
         ) from err
     if path is None:
         raise CheckpointError(f"DeepSpeed could not load {tag_dir}; {_offer(directory, tag)}")
-    state = torch.load(_rank_file(tag_dir, dist.get_rank()), map_location="cpu", weights_only=True)
+    state = read_rank_state(tag_dir, dist.get_rank())
     _set_rng_state(state["rng"])
     return tag, state["data"]

@@ -2,17 +2,22 @@
 
 On CPU, ``deepspeed.init_distributed`` compiles its shared-memory collectives
 (``deepspeed_shm_comm``) on first use, under ``<torch extensions dir>/<op>/``. torch guards that
-build with a ``lock`` file in that folder: a process killed while compiling leaves the lock behind,
-and every later run waits on it forever, silently. :func:`check_build_locks` runs before the process
-group starts and fails with the lock's path when it is older than :data:`STALE_AFTER_S` (a build in
-progress on this machine is younger); ``python -m gradvac_ds.training.jit_ops`` (run by
-``scripts/setup_env.sh``) compiles the ops at setup, so that no run compiles them at all.
+build with a ``lock`` file in that folder, which the building process creates and keeps open until
+it removes it: a process killed while compiling leaves the lock behind, and every later run waits
+on it forever, silently. :func:`check_build_locks` runs before the process group starts and fails
+with the lock's path when the lock's owner is gone: no process holds the file open
+(:func:`lock_holders`, from ``/proc/<pid>/fd``). A build in progress, however slow, has its owner
+alive and is left to torch. Where ``/proc`` cannot be read (not Linux), or some processes' file
+tables are hidden from this user, a lock counts as stale only when it is also older than
+:data:`STALE_AFTER_S`. ``python -m gradvac_ds.training.jit_ops`` (run by ``scripts/setup_env.sh``)
+compiles the ops at setup, so that no run compiles them at all.
 
 Only the ops this accelerator builds just in time are concerned (none on CUDA: NCCL needs none).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -24,7 +29,9 @@ from gradvac_ds.training.errors import RunStopped
 JIT_BUILDERS = ("ShareMemCommBuilder",)
 """DeepSpeed op builders that a training run loads: ``deepspeed.comm`` loads the shm op at init."""
 STALE_AFTER_S = 600.0
-"""A lock this old is stale: the op compiles in well under a minute on 2 CPU cores."""
+"""Where the owner cannot be told (no ``/proc``, hidden processes): a lock this old with no visible
+holder is stale; the op compiles in well under a minute on 2 CPU cores."""
+PROC = Path("/proc")
 
 
 class StaleBuildLock(RunStopped):
@@ -59,8 +66,35 @@ def build_lock_paths() -> list[Path]:
     return [_build_dir(builder.NAME) / "lock" for builder in _jit_builders()]
 
 
+def lock_holders(lock: Path) -> tuple[list[int], bool] | None:
+    """The PIDs of the processes that hold ``lock`` open, and whether every process's file table
+    could be read; None when ``/proc`` is not there."""
+    if not (PROC / "self" / "fd").is_dir():
+        return None
+    target, holders, complete = os.path.realpath(lock), [], True
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = list((entry / "fd").iterdir())
+        except PermissionError:
+            complete = False
+            continue
+        except FileNotFoundError:  # the process ended meanwhile
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) == target:
+                    holders.append(int(entry.name))
+                    break
+            except OSError:
+                continue
+    return holders, complete
+
+
 def check_build_locks(stale_after_s: float = STALE_AFTER_S) -> None:
-    """Fail when a build lock is older than ``stale_after_s`` (seconds).
+    """Fail when a build lock's owner is gone (see the module docstring; ``stale_after_s`` is the
+    age that decides where the owner cannot be seen).
 
     Raises:
         StaleBuildLock: naming the lock file, its age, and what to do.
@@ -71,11 +105,16 @@ def check_build_locks(stale_after_s: float = STALE_AFTER_S) -> None:
             age = now - lock.stat().st_mtime
         except FileNotFoundError:
             continue
-        if age > stale_after_s:
+        seen = lock_holders(lock)
+        if seen is not None and seen[0]:
+            continue  # a build in progress: its owner still holds the lock
+        owner_known_gone = seen is not None and seen[1]
+        if owner_known_gone or age > stale_after_s:
+            how = "no process holds it" if seen is not None else "this system does not show its holder"
             raise StaleBuildLock(
-                f"{lock} is {age:.0f} s old: a DeepSpeed op build was killed and left its lock behind, "
-                f"and torch would wait on it forever. If no build is running on this machine, delete "
-                f"it (rm {lock}), or prebuild the ops with `python -m gradvac_ds.training.jit_ops`"
+                f"{lock} is {age:.0f} s old and {how}: a DeepSpeed op build was killed and left its "
+                f"lock behind, and torch would wait on it forever. Delete it (rm {lock}), or prebuild "
+                f"the ops with `python -m gradvac_ds.training.jit_ops`"
             )
 
 

@@ -331,9 +331,31 @@ def test_a_stale_build_lock_is_reported_before_the_process_group_starts(tmp_path
     assert proc.returncode == 1 and f"StaleBuildLock: {lock} is" in proc.stderr, proc.stderr[-3000:]
 
 
-def test_a_build_in_progress_is_left_to_torch(tmp_path, monkeypatch):
-    _lock(tmp_path, monkeypatch, age_s=5)
+def test_a_build_in_progress_is_left_to_torch_however_old(tmp_path, monkeypatch):
+    """The lock's owner holds it open (as torch's FileBaton does): never stale, even after hours."""
+    lock = _lock(tmp_path, monkeypatch, age_s=10 * jit_ops.STALE_AFTER_S)
+    hold = "import sys, time; f = open(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert holder.pid in jit_ops.lock_holders(lock)[0]
+        jit_ops.check_build_locks()
+    finally:
+        holder.kill()
+        holder.wait()
+    os.utime(lock)  # now young, and its owner is gone: stale at once, whatever its age
+    with pytest.raises(jit_ops.StaleBuildLock, match="no process holds it"):
+        jit_ops.check_build_locks()
+
+
+def test_without_proc_a_lock_is_stale_only_when_old(tmp_path, monkeypatch):
+    lock = _lock(tmp_path, monkeypatch, age_s=5)
+    monkeypatch.setattr(jit_ops, "PROC", tmp_path / "no-proc")
+    assert jit_ops.lock_holders(lock) is None
     jit_ops.check_build_locks()
+    os.utime(lock, (time.time() - 2 * jit_ops.STALE_AFTER_S,) * 2)
+    with pytest.raises(jit_ops.StaleBuildLock, match="does not show its holder"):
+        jit_ops.check_build_locks()
 
 
 def test_setup_builds_the_jit_ops():
