@@ -55,7 +55,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from harness import PhaseTimer, launch_workers, peak_rss_bytes, print_table, reset_peak_rss
+from harness import (
+    PhaseTimer,
+    current_memory_bytes,
+    launch_workers,
+    memory_kind,
+    peak_memory_bytes,
+    print_table,
+    reset_peak_memory,
+)
 
 SIZES = {
     "small": (256, 4, 1024, 4, 8000),
@@ -204,7 +212,7 @@ def worker(args: argparse.Namespace) -> None:
     device = torch.device(accelerator.current_device_name())
     init_model_parallel(1)
     rank = dist.get_rank()
-    base_rss = current_rss_bytes()
+    base_rss = current_memory_bytes()
     dims = tuple(run["dims"])
     model = build_model(model_config(dims, args.seq), dims[4], "decoder", seed=1)
     num_params = sum(p.numel() for p in model.parameters())
@@ -215,7 +223,7 @@ def worker(args: argparse.Namespace) -> None:
     del model
     timer = PhaseTimer()
     gv = GradVacEngine(engine, gv_cfg, observer=timer) if run["mode"] == "gradvac" else None
-    reset = reset_peak_rss()
+    reset = reset_peak_memory()
     times, phases = [], []
     for step in range(args.warmup + args.steps):
         tasks = step_tasks(run, step)
@@ -238,7 +246,7 @@ def worker(args: argparse.Namespace) -> None:
         phases.append(timer.take())
         if rank == 0:
             print(f"[bench_scale] {run['label']} step {step + 1}/{args.warmup + args.steps}", file=sys.stderr)
-    peak = peak_rss_bytes()
+    peak = peak_memory_bytes()
     slow = torch.tensor(times[args.warmup :], dtype=torch.float64)
     dist.all_reduce(slow, op=dist.ReduceOp.MAX)
     peaks = torch.tensor([float(peak), float(base_rss)], dtype=torch.float64)
@@ -271,17 +279,12 @@ def worker(args: argparse.Namespace) -> None:
         "base_rss_bytes": int(peaks[1].item()),
         "planner_bytes": predicted.total if gv is not None else predicted.plain_total,
         "peak_reset": reset,
+        "memory": memory_kind(),
+        "accelerator": accelerator.device_name(),
     }
     if rank == 0:
         Path(args.out).write_text(json.dumps(report))
     dist.barrier()
-
-
-def current_rss_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("/proc/self/status has no VmRSS line")
 
 
 # ---------------------------------------------------------------------------------------- driver
@@ -359,11 +362,14 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
 def emit(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     rows = summarise(results)["rows"]
     mib = 2**20
-    print(f"GradVac at scale: megatron-core GPT, {args.precision}, {args.world} gloo ranks on CPU, "
+    where = results[0]["accelerator"]
+    backend = "gloo ranks on CPU" if where == "cpu" else f"ranks on {where}"
+    print(f"GradVac at scale: megatron-core GPT, {args.precision}, {args.world} {backend}, "
           f"micro-batch {args.batch}x{2 * args.seq} tokens, {args.steps} timed steps after "
           f"{args.warmup} warm-up\n")  # fmt: skip
     print_table(
-        "per run (GradVac vs plain DeepSpeed in fresh processes; RSS = max over ranks)",
+        "per run (GradVac vs plain DeepSpeed in fresh processes; 'RSS' columns: the peak "
+        f"{results[0]['memory']}, max over ranks)",
         [("run", 22, ""), ("P", 12, ","), ("L", 3, ""), ("gv s", 8, ".2f"), ("plain s", 8, ".2f"),
          ("ratio", 7, ".3f"), ("RSS MiB", 8, ".0f"), ("pred MiB", 9, ".0f"), ("RSS/pred", 9, ".3f"),
          ("plain RSS", 10, ".0f"), ("plain pred", 11, ".0f"), ("plain RSS/pred", 15, ".3f"),
@@ -396,6 +402,8 @@ def emit(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         ),
         "sweep_ratio_vs_plain": {str(r["K"]): r["ratio_vs_plain"] for r in sweep},
         "sweep_gram_bytes": {str(r["K"]): r["gram_bytes"] for r in sweep},
+        "memory": results[0]["memory"],
+        "accelerator": results[0]["accelerator"],
         "plot": args.plot,
         "runs": rows,
     }  # fmt: skip

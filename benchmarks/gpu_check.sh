@@ -101,10 +101,11 @@ exact() {  # exact WORLD RESULT_FILE
     tests/workers/engine_cases.py --out "$2" --cases "$CASES"
   "$PY" - "$2" <<'EOF'
 import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1])]
-failed = [r["case"] for r in rows if "error" in r]
-print(json.dumps({"cases": len(rows), "errors": failed}))
-sys.exit(1 if failed or not rows else 0)
+sys.path.insert(0, "tests/workers")
+from engine_cases import judge
+summary, ok = judge([json.loads(line) for line in open(sys.argv[1])])
+print(json.dumps(summary))
+sys.exit(0 if ok else 1)
 EOF
 }
 

@@ -123,6 +123,50 @@ def reset_peak_rss() -> bool:
     return True
 
 
+def memory_kind() -> str:
+    """What :func:`peak_memory_bytes` measures on this accelerator: the host RSS on CPU ranks, the
+    accelerator's allocated memory elsewhere (where the model, gradients and buffers live)."""
+    import deepspeed
+
+    name = deepspeed.get_accelerator().device_name()
+    return "host RSS" if name == "cpu" else f"{name} memory allocated"
+
+
+def reset_peak_memory() -> bool:
+    """Reset the peak of :func:`peak_memory_bytes`; False where the kernel refuses (CPU only)."""
+    import deepspeed
+
+    accelerator = deepspeed.get_accelerator()
+    if accelerator.device_name() == "cpu":
+        return reset_peak_rss()
+    accelerator.reset_peak_memory_stats()
+    return True
+
+
+def peak_memory_bytes() -> int:
+    """Peak of :func:`memory_kind` since the last reset: ``VmHWM`` on CPU, the accelerator's
+    ``max_memory_allocated`` elsewhere."""
+    import deepspeed
+
+    accelerator = deepspeed.get_accelerator()
+    if accelerator.device_name() == "cpu":
+        return peak_rss_bytes()
+    return int(accelerator.max_memory_allocated())
+
+
+def current_memory_bytes() -> int:
+    """Current value of :func:`memory_kind`: ``VmRSS`` on CPU, ``memory_allocated`` elsewhere."""
+    import deepspeed
+
+    accelerator = deepspeed.get_accelerator()
+    if accelerator.device_name() != "cpu":
+        return int(accelerator.memory_allocated())
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("/proc/self/status has no VmRSS line")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -57,7 +57,8 @@ class NaiveDataParallelGradVac:
         self.numel = offset
         self.num_groups = grouping.num_groups
         self.targets = torch.zeros(self.num_groups, len(tasks), len(tasks), dtype=torch.float64)
-        self.buffer = torch.zeros(len(tasks), offset, dtype=torch.float32)
+        device = self.params[0][1].device  # the task rows are reduced and applied where the model is
+        self.buffer = torch.zeros(len(tasks), offset, dtype=torch.float32, device=device)
         self.step_count = 0
 
     @property

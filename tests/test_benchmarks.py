@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
@@ -82,3 +84,15 @@ def test_bench_train_times_the_trainer_and_the_plain_loop_on_the_same_work():
     assert row["layout"] == "1x1" and row["steps"] == 3 and row["copy_task_exact_match"] is None
     assert row["ratio_vs_plain_torch"] == row["tokens_per_s"] / row["plain_torch_tokens_per_s"] > 0
     assert 0 < row["achieved_flops_fraction_of_gemm_peak"] < 1 and row["flops_per_token"] > 1e5
+
+
+def test_the_naive_baseline_keeps_its_task_rows_on_the_models_device():
+    """On a GPU the naive baseline's rows are all-reduced by NCCL and become ``.grad`` of CUDA
+    parameters: they must live where the parameters do (here the meta device stands in)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    from naive import NaiveDataParallelGradVac
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)).to("meta")
+    baseline = NaiveDataParallelGradVac(model, torch.optim.SGD(model.parameters(), lr=0.1), ["a", "b"])
+    assert baseline.buffer.device == next(model.parameters()).device
+    assert baseline.task_buffer_bytes == 2 * sum(p.numel() for p in model.parameters()) * 4

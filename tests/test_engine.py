@@ -19,7 +19,7 @@ import sys
 
 import pytest
 from distributed import free_port, run_torchrun
-from engine_cases import FOUR_RANK_CASES, GRAMIAN_MODES
+from engine_cases import FOUR_RANK_CASES, GRAMIAN_MODES, param_tolerance
 
 # case -> (relative parameter tolerance, adapter DeepSpeed's optimizer type selects)
 EQUIVALENCE = {
@@ -40,6 +40,12 @@ EQUIVALENCE = {
     "s2_fp32_offload": (1e-6, "Zero2OffloadAdapter"),
     "s3_fp32_offload": (1e-6, "Zero3OffloadAdapter"),
 }
+
+
+def test_the_gpu_checks_tolerances_are_the_tests():
+    """benchmarks/gpu_check.sh judges param_rel_err with engine_cases.param_tolerance."""
+    assert all(param_tolerance(case) == tolerance for case, (tolerance, _) in EQUIVALENCE.items())
+    assert param_tolerance("upgrad_s3_offload") == 1e-6
 
 
 @pytest.fixture(scope="module")

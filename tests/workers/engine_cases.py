@@ -49,6 +49,36 @@ FOUR_RANK_CASES = (
     "comm_s2",
 )
 GRAMIAN_MODES = ("upgrad", "mgda", "imtl_g", "aligned_mtl")
+PARAM_TOLERANCE = {"fp32": 1e-6, "bf16": 2e-2, "fp16": 2e-3}
+"""Largest ``param_rel_err`` by precision (the reasoning is in tests/test_engine.py's docstring)."""
+
+
+def param_tolerance(case: str) -> float:
+    """The tolerance of a case's ``param_rel_err``, by the precision its name carries (fp32 else)."""
+    return next((PARAM_TOLERANCE[p] for p in ("bf16", "fp16") if p in case), PARAM_TOLERANCE["fp32"])
+
+
+def judge(rows: list[dict]) -> tuple[dict, bool]:
+    """The verdict of benchmarks/gpu_check.sh on a results file's rows: the cases that raised, the
+    ones whose ``param_rel_err`` exceeds :func:`param_tolerance`, the worst error as a multiple of
+    its tolerance, and whether all is well (some case must have been judged)."""
+    failed = [r["case"] for r in rows if "error" in r]
+    judged = [r for r in rows if "param_rel_err" in r]
+    inexact = [
+        [r["case"], r["param_rel_err"], param_tolerance(r["case"])]
+        for r in judged
+        if not r["param_rel_err"] <= param_tolerance(r["case"])
+    ]
+    worst = max((r["param_rel_err"] / param_tolerance(r["case"]) for r in judged), default=None)
+    summary = {
+        "cases": len(rows),
+        "errors": failed,
+        "inexact": inexact,
+        "max_param_rel_err_over_tolerance": worst,
+    }
+    return summary, bool(judged) and not failed and not inexact
+
+
 # step -> {task: micro-batches}; sw-en is absent from step 1 (ja-en takes its micro-batches)
 SCHEDULE = [FULL, {"de-en": 2, "fr-en": 2, "ja-en": 4}, FULL, FULL]
 
