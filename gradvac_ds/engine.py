@@ -89,11 +89,6 @@ class StepOutcome:
         return self.skip_reason is not None
 
     @property
-    def step_task_names(self) -> list[str]:
-        """The names of the step's tasks, in the order they ran."""
-        return [self.task_names[k] for k in self.tasks]
-
-    @property
     def cosine(self) -> torch.Tensor:
         """[L, K, K] cosines of the original task gradients; all NaN when the Gram was not finite,
         so that logging code needs no special case for skipped steps."""

@@ -23,7 +23,6 @@ fault and the previous complete checkpoint, if any.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import deepspeed
 import torch
 from deepspeed import comm as dist
 
+from gradvac_ds.files import atomic_write, atomic_write_text
 from gradvac_ds.training.errors import CheckpointError, NonFiniteModelError
 
 LATEST = "latest"
@@ -46,12 +46,6 @@ def read_rank_state(tag_dir: Path, rank: int) -> dict[str, Any]:
     ``weights_only=True`` (tensors, numbers, strings, lists and dicts only): a checkpoint folder
     someone else wrote cannot run code in the job that resumes from it."""
     return torch.load(_rank_file(tag_dir, rank), map_location="cpu", weights_only=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _rng_state() -> dict[str, torch.Tensor]:
@@ -194,9 +188,8 @@ def save(engine, directory: str | Path, tag: str, data_state: dict[str, Any]) ->
     engine.save_checkpoint(directory, tag=tag, save_latest=False)
     path = _rank_file(tag_dir, rank)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"data": data_state, "rng": _rng_state()}, tmp)
-    os.replace(tmp, path)
+    state = {"data": data_state, "rng": _rng_state()}
+    atomic_write(path, lambda handle: torch.save(state, handle))
     dist.barrier()
     if rank == 0:
         files = {
@@ -207,8 +200,8 @@ def save(engine, directory: str | Path, tag: str, data_state: dict[str, Any]) ->
             "zero_stage": engine.zero_optimization_stage(),
             "files": files,
         }
-        _write_atomic(tag_dir / MARKER, json.dumps(meta, indent=1))
-        _write_atomic(directory / LATEST, tag)
+        atomic_write_text(tag_dir / MARKER, json.dumps(meta, indent=1))
+        atomic_write_text(directory / LATEST, tag)
     dist.barrier()
 
 

@@ -6,8 +6,6 @@ from the shared file system), so the job ends as a whole, not with ranks left wa
 
 from __future__ import annotations
 
-import signal
-
 from gradvac_ds.errors import GradVacError
 
 
@@ -43,7 +41,3 @@ class Interrupted(RunStopped):
         super().__init__(message)
         self.signum = signum
         self.exit_code = 128 + signum
-
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signum).name

@@ -9,12 +9,12 @@ either, :func:`check_run_dir` refuses (before any process group starts, so every
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gradvac_ds.files import atomic_write_text
 from gradvac_ds.training.errors import RunDirError
 
 VALIDATION = "validation.json"
@@ -65,6 +65,4 @@ class ValidationHistory:
             entry["valid_ppl"] = valid_ppl
         self.entries.append(entry)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.entries, indent=2))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.entries, indent=2))

@@ -20,16 +20,15 @@ is done in float64 from the counts.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from gradvac_ds.analysis.log.window import Window
+from gradvac_ds.files import atomic_write
 
 LOG_DIRNAME = "gradvac_similarity"
 META_NAME = "meta.json"
@@ -66,19 +65,6 @@ def log_dir(run_dir: str | Path) -> Path:
     """The log folder of a run: ``run_dir/gradvac_similarity``, or run_dir itself if it is one."""
     run_dir = Path(run_dir)
     return run_dir if (run_dir / META_NAME).is_file() else run_dir / LOG_DIRNAME
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temp file in the same folder and os.replace it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the log is meant to be shared like other run files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_meta(directory: Path, meta: LogMeta) -> None:

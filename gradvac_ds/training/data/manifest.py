@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gradvac_ds.files import atomic_write_text
 from gradvac_ds.training.data.config import PREPARE_FIELDS, DataConfig, prepare_settings
 from gradvac_ds.training.data.errors import DataError
 
@@ -48,9 +49,7 @@ def content_hash(directory: Path, names: Iterable[str]) -> str:
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest.json`` into ``directory`` (through a temporary name)."""
-    tmp = directory / f"{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(directory / MANIFEST)
+    atomic_write_text(directory / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import logging
 import shutil
 import sys
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,17 +98,38 @@ def gather_segments(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -
 # translation
 
 
-def _open_parallel(config: DataConfig) -> tuple[ParallelSource, dict[str, str] | None]:
-    if config.source == "synthetic":
-        generated = generate_synthetic(dataclasses.replace(config.synthetic, pivot=config.pivot))
-        return memory_source(generated.corpus, "synthetic corpus"), generated.families
-    if config.source == "sanity":
-        return memory_source(sanity_corpus(config.sanity), "sanity corpus"), None
-    if config.source == "fairseq":
-        return fairseq_source(config.path, config.splits), None
-    if config.source == "tsv":
-        return tsv_source(config.tsv, config.splits), None
-    return multiway_source(config.path, config.pivot, config.languages or None, config.splits), None
+Opened = tuple[ParallelSource, dict[str, str] | None]
+"""A parallel source and, for the synthetic languages, their families."""
+
+
+def _synthetic(config: DataConfig) -> Opened:
+    generated = generate_synthetic(dataclasses.replace(config.synthetic, pivot=config.pivot))
+    return memory_source(generated.corpus, "synthetic corpus"), generated.families
+
+
+PARALLEL_SOURCES: dict[str, Callable[[DataConfig], Opened]] = {
+    "synthetic": _synthetic,
+    "sanity": lambda config: (memory_source(sanity_corpus(config.sanity), "sanity corpus"), None),
+    "fairseq": lambda config: (fairseq_source(config.path, config.splits), None),
+    "tsv": lambda config: (tsv_source(config.tsv, config.splits), None),
+    "multiway": lambda config: (
+        multiway_source(config.path, config.pivot, config.languages or None, config.splits),
+        None,
+    ),
+}
+"""``data.source`` -> the reader of a translation corpus; ``monolingual`` has its own pipeline."""
+
+
+def _open_parallel(config: DataConfig) -> Opened:
+    """The reader of ``data.source``; DataConfigError when the source has none (a source added to
+    ``SOURCES`` but not here)."""
+    reader = PARALLEL_SOURCES.get(config.source)
+    if reader is None:
+        raise DataConfigError(
+            f"data.source = {config.source!r} has no translation reader; the translation sources are "
+            f"{sorted(PARALLEL_SOURCES)}"
+        )
+    return reader(config)
 
 
 def select_languages(source: ParallelSource, config: DataConfig) -> dict[str, LanguagePair]:

@@ -190,3 +190,14 @@ def test_default_directory_is_named_by_the_settings(tmp_path: Path) -> None:
     assert a.prepared_dir() != b.prepared_dir() and a.prepared_dir() == c.prepared_dir()
     assert a.prepared_dir().parent == tmp_path / "prepared"
     assert np.dtype(np.uint16).itemsize == 2  # 300 pieces fit uint16 tokens (megatron's optimal dtype)
+
+
+def test_every_source_has_its_reader_and_a_missing_one_is_an_error() -> None:
+    """A source named in SOURCES but without a translation reader is refused, not read as multiway."""
+    from gradvac_ds.training.data.config import SOURCES
+    from gradvac_ds.training.data.prepare import PARALLEL_SOURCES, _open_parallel
+
+    assert set(SOURCES) == {*PARALLEL_SOURCES, "monolingual"}  # monolingual: the LM pipeline
+    config = DataConfig(source="monolingual", path="corpus", languages=("de", "fr"))
+    with pytest.raises(DataConfigError, match=r"data.source = 'monolingual' has no translation reader"):
+        _open_parallel(config)
