@@ -50,7 +50,9 @@ def _run_config(path: Path, data: dict) -> Path:
     """A run config (the demo's, with this data section) for gradvac-prepare."""
     import yaml
 
-    values = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    from gradvac_ds.training.config_file import read_config
+
+    values = read_config(REPO / "configs" / "demo.yaml")  # with its extends chain, as the trainer reads it
     values["data"] = data
     path.write_text(yaml.safe_dump(values))
     return path

@@ -89,7 +89,7 @@ def plain_torch(
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from gradvac_ds.training.__main__ import parse_overrides
+    from gradvac_ds.training.config_file import parse_overrides
     from gradvac_ds.training.data import open_prepared
     from gradvac_ds.training.megatron import init_model_parallel
     from gradvac_ds.training.modeling import build_model
@@ -100,7 +100,7 @@ def plain_torch(
     deepspeed.init_distributed("gloo")
     init_model_parallel(1)
     torch.set_num_threads(threads)
-    config = RunConfig.from_yaml(REPO / config_path, parse_overrides(overrides))
+    config = RunConfig.load(REPO / config_path, parse_overrides(overrides))
     data = open_prepared(config.data)
     model = build_model(
         config.model.model_config(), len(data.vocabulary), config.model.kind, seed=config.data.seed,

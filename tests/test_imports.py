@@ -93,3 +93,19 @@ def test_core_modules_import_no_heavy_dependency_at_top_level():
         names = {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module.split(".")[0] for n in top if isinstance(n, ast.ImportFrom) and n.module}
         assert not names & set(HEAVY), (path.name, names & set(HEAVY))
+
+
+# inside the application: the data and model layers sit below the run config, the trainer and the
+# command line; config_file (YAML with extends and --set) is a leaf every layer may read files with
+TRAINING_UPPER = ("__main__", "run_config", "trainer", "checkpointing", "outputs", "evaluation")
+
+
+def test_the_applications_data_and_model_layers_import_nothing_above_them():
+    violations = []
+    for sub in ("data", "modeling"):
+        for path in (PACKAGE / "training" / sub).rglob("*.py"):
+            for imported in _imports(path):
+                parts = imported.split(".")
+                if parts[:2] == ["gradvac_ds", "training"] and len(parts) > 2 and parts[2] in TRAINING_UPPER:
+                    violations.append(f"training/{sub}/{path.name} imports {imported}")
+    assert violations == []

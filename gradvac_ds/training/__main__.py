@@ -14,21 +14,8 @@ import socket
 import sys
 from collections.abc import Mapping
 
-import yaml
-
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK")
 """Set by the deepspeed launcher, torchrun or an MPI launcher; any of them means "launched"."""
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, object]:
-    """``key.sub=value`` strings -> {"key.sub": parsed YAML value}."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects key.sub=value, got {pair!r}")
-        out[key] = yaml.safe_load(value)
-    return out
 
 
 def single_process_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -80,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     from gradvac_ds.training.reproducibility import set_library_environment
 
     set_library_environment()  # before torch loads MKL
+    from gradvac_ds.training.config_file import parse_overrides
     from gradvac_ds.training.run_config import RunConfig
 
-    config = RunConfig.from_yaml(args.config, parse_overrides(args.set))
+    config = RunConfig.load(args.config, parse_overrides(args.set))
     from gradvac_ds.training.errors import RunStopped
     from gradvac_ds.training.trainer import run
 

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gradvac_ds.config import (
     ConfigError,
     FieldError,
@@ -34,34 +32,11 @@ from gradvac_ds.config import (
     load_section,
     split_config,
 )
+from gradvac_ds.training.config_file import load_config
 from gradvac_ds.training.data import DataConfig
 from gradvac_ds.training.modeling.config import MODEL_KINDS, ModelConfig, config_from_mapping, resolve_config
 from gradvac_ds.training.schedules import LR_SCHEDULES
 from gradvac_ds.weighting import WEIGHTINGS
-
-
-def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` merged into ``base``: mappings recursively, other values replace."""
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = (
-            _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        )
-    return out
-
-
-def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A run-config YAML file with its ``extends`` chain resolved."""
-    path = path.resolve()
-    if not path.is_file():
-        raise ConfigError(f"run config {path} does not exist")
-    if path in seen:
-        raise ConfigError(f"extends: {path} extends itself through {[str(p) for p in seen]}")
-    values = yaml.safe_load(path.read_text()) or {}
-    base = values.pop("extends", None)
-    if base is None:
-        return values
-    return _merged(read_yaml(path.parent / base, (*seen, path)), values)
 
 
 @dataclass(frozen=True)
@@ -227,16 +202,10 @@ class RunConfig:
         return load_section(cls, values)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-        """Read a YAML run config; ``overrides`` maps dotted keys (``training.steps``) to values."""
-        values = read_yaml(Path(path))
-        for dotted, value in (overrides or {}).items():
-            node = values
-            *parents, leaf = dotted.split(".")
-            for key in parents:
-                node = node.setdefault(key, {})
-            node[leaf] = value
-        return cls.from_dict(values)
+    def load(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+        """Read a YAML run config (``extends`` resolved) with ``overrides`` mapping dotted keys
+        (``training.steps``) to values; see :mod:`gradvac_ds.training.config_file`."""
+        return cls.from_dict(load_config(path, overrides))
 
     def deepspeed_config(self, mode: str, tasks: list[str]) -> dict[str, Any]:
         """The DeepSpeed config of one training mode, with the tasks of the data and the derived

@@ -31,7 +31,7 @@ def load(path: Path) -> RunConfig:
     overrides = {}
     if data.get("source") in REAL_SOURCES and not data.get("path"):
         overrides["data.path"] = "/path/to/corpus"
-    return RunConfig.from_yaml(path, overrides)
+    return RunConfig.load(path, overrides)
 
 
 def plan_block(path: Path) -> tuple[list[str], list[str]] | None:
@@ -72,8 +72,8 @@ def test_config_loads(path):
 def test_real_corpus_needs_the_path_from_the_command_line():
     path = next(p for p in CONFIGS if p.stem == "real_corpus")
     with pytest.raises(Exception, match=r"data\.path"):
-        RunConfig.from_yaml(path)
-    config = RunConfig.from_yaml(path, {"data.path": "../shared/eval-data/bible"})
+        RunConfig.load(path)
+    config = RunConfig.load(path, {"data.path": "../shared/eval-data/bible"})
     assert config.data.source in REAL_SOURCES and config.data.path == "../shared/eval-data/bible"
     assert "--set data.path=" in path.read_text()
 

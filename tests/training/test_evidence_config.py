@@ -20,7 +20,7 @@ def _rows(name: str) -> list[dict[str, str]]:
 
 
 def test_evidence_design():
-    config = RunConfig.from_yaml(CONFIG)
+    config = RunConfig.load(CONFIG)
     assert config.data.path == "data/eval/bible" and config.data.source == "multiway"
     assert config.data.direction == "many-to-one" and config.data.pivot == "en"
     assert set(config.training.modes) == {"sum", "gradvac"} and len(config.training.seeds) >= 3
@@ -30,7 +30,7 @@ def test_evidence_design():
 
 
 def test_evidence_languages_are_pinned_and_span_families_with_close_pairs():
-    languages = RunConfig.from_yaml(CONFIG).data.languages
+    languages = RunConfig.load(CONFIG).data.languages
     assert len(languages) >= 8
     assert set(languages) <= {row["code"] for row in _rows("sources.csv")}
     families = {row["code"]: row["family"] for row in _rows("languages.csv")}

@@ -18,7 +18,7 @@ def _demo() -> dict:
 
 
 def test_demo_config_loads_and_derives_the_deepspeed_config():
-    config = RunConfig.from_yaml(DEMO, {"training.steps": 7, "data.batching.micro_batches_per_step": 3})
+    config = RunConfig.load(DEMO, {"training.steps": 7, "data.batching.micro_batches_per_step": 3})
     assert config.training.steps == 7 and config.training.modes == ("sum", "pcgrad", "gradvac")
     ds = config.deepspeed_config("pcgrad", ["en-qaa", "en-qab"])
     assert ds["gradient_accumulation_steps"] == 3
@@ -78,7 +78,7 @@ def test_missing_and_unknown_top_level_fields():
     with pytest.raises(ConfigError, match=r"unknown field\(s\) \['optimizer'\] in the config"):
         RunConfig.from_dict({**_demo(), "optimizer": {}})
     with pytest.raises(ConfigError, match="does not exist"):
-        RunConfig.from_yaml("no/such/run.yaml")
+        RunConfig.load("no/such/run.yaml")
 
 
 def test_extends_merges_sections_over_the_base(tmp_path):
@@ -86,7 +86,7 @@ def test_extends_merges_sections_over_the_base(tmp_path):
     (tmp_path / "child.yaml").write_text(
         "extends: base.yaml\nrun_dir: runs/child\ndeepspeed:\n  zero_optimization: {stage: 3}\n"
     )
-    child, demo = RunConfig.from_yaml(tmp_path / "child.yaml"), RunConfig.from_yaml(DEMO)
+    child, demo = RunConfig.load(tmp_path / "child.yaml"), RunConfig.load(DEMO)
     assert child.run_dir == "runs/child" and child.deepspeed["zero_optimization"]["stage"] == 3
     assert (
         child.deepspeed["zero_optimization"]["reduce_bucket_size"]
@@ -95,4 +95,4 @@ def test_extends_merges_sections_over_the_base(tmp_path):
     assert child.data == demo.data and child.training == demo.training
     (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
     with pytest.raises(ConfigError, match="extends itself"):
-        RunConfig.from_yaml(tmp_path / "loop.yaml")
+        RunConfig.load(tmp_path / "loop.yaml")

@@ -14,20 +14,20 @@ DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
 
 def test_seeds_default_to_none_and_load_as_a_tuple():
-    assert RunConfig.from_yaml(DEMO).training.seeds == ()
-    assert RunConfig.from_yaml(DEMO, {"training.seeds": [3, 1, 2]}).training.seeds == (3, 1, 2)
+    assert RunConfig.load(DEMO).training.seeds == ()
+    assert RunConfig.load(DEMO, {"training.seeds": [3, 1, 2]}).training.seeds == (3, 1, 2)
 
 
 @pytest.mark.parametrize("seeds", [[1, 1], [-1], [1.5], [True], 3, "1,2"])
 def test_bad_seeds_are_rejected_by_name(seeds):
     with pytest.raises(ConfigError, match=r"training.seeds(\[\d\])? = .* must be (a list|an integer)"):
-        RunConfig.from_yaml(DEMO, {"training.seeds": seeds})
+        RunConfig.load(DEMO, {"training.seeds": seeds})
 
 
 def test_seeded_config_sets_every_seed_and_the_folder():
     from gradvac_ds.training.trainer import seeded
 
-    config = RunConfig.from_yaml(DEMO, {"run_dir": "runs/x", "training.seeds": [5, 6]})
+    config = RunConfig.load(DEMO, {"run_dir": "runs/x", "training.seeds": [5, 6]})
 
     # seeded() only replaces the bundle's config field; a one-field dataclass stands in for it
     bundle = dataclasses.make_dataclass("Bundle", [("config", object)])(config.data)

@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, required=True)
     parser.add_argument("--absent-s", type=float, required=True)
     args = parser.parse_args()
-    setup_distributed(RunConfig.from_yaml(DEMO, {"training.dist_timeout_minutes": args.minutes}))
+    setup_distributed(RunConfig.load(DEMO, {"training.dist_timeout_minutes": args.minutes}))
     if dist.get_rank() == 1:
         time.sleep(args.absent_s)
         os._exit(0)

@@ -479,10 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from gradvac_ds.training.__main__ import parse_overrides
-    from gradvac_ds.training.run_config import RunConfig
+    from gradvac_ds.training.config_file import load_config, parse_overrides
 
-    config = RunConfig.from_yaml(args.config, parse_overrides(args.set)).data
+    config = DataConfig.from_dict(load_config(args.config, parse_overrides(args.set)).get("data"))
     out = prepare_data(config, overwrite=args.overwrite, progress=not args.quiet)
     manifest = read_manifest(out)
     if manifest["skipped_files"]:

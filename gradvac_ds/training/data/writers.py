@@ -67,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", help="output directory")
     args = parser.parse_args(argv)
 
-    from gradvac_ds.training.__main__ import parse_overrides
+    from gradvac_ds.training.config_file import load_config, parse_overrides
+    from gradvac_ds.training.data.config import DataConfig
     from gradvac_ds.training.data.synthetic import generate_synthetic
-    from gradvac_ds.training.run_config import RunConfig
 
-    config = RunConfig.from_yaml(args.config, parse_overrides(args.set)).data
+    config = DataConfig.from_dict(load_config(args.config, parse_overrides(args.set)).get("data"))
     corpus = generate_synthetic(dataclasses.replace(config.synthetic, pivot=config.pivot)).corpus
     if args.layout == "fairseq":
         paths = write_fairseq_dir(corpus, args.directory)

@@ -160,7 +160,7 @@ def test_training_entry_fails_before_any_process_group(copy) -> None:
     overrides.update(
         {"data.prepared": str(directory), "data.cache_dir": config.cache_dir, "run_dir": str(directory)}
     )
-    run_config = RunConfig.from_yaml(Path(__file__).parents[3] / "configs" / "demo.yaml", overrides)
+    run_config = RunConfig.load(Path(__file__).parents[3] / "configs" / "demo.yaml", overrides)
     with pytest.raises(DataError, match=r"train\.qaa-en\.bin: 0 bytes"):
         run(run_config)
     assert not torch.distributed.is_initialized()
