@@ -12,7 +12,8 @@ from synthetic_logs import ACROSS, FAMILIES, GROUPS, WITHIN, planted_cosine
 
 from gradvac_ds.analysis.compare import compare_runs
 from gradvac_ds.analysis.compare.__main__ import main
-from gradvac_ds.analysis.compare.report import holm_findings, seed_interval, shared_languages, source_spread
+from gradvac_ds.analysis.compare.comparison import holm_findings, seed_interval, source_spread
+from gradvac_ds.analysis.compare.text import shared_languages
 from gradvac_ds.analysis.log import SimilarityLog
 
 PAIRS = {"aa-en": references(150, 1), "ab-en": references(150, 2), "ba-en": references(150, 3)}
