@@ -34,6 +34,9 @@ def main() -> None:
     if dist.get_rank() == 0:
         row = {"case": "meter", "first": first, "second": second}
         Path(args.out).write_text(json.dumps(row) + "\n")
+    # leave together: a rank that exits while its peer still tears gloo down can abort that peer
+    dist.barrier()
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
