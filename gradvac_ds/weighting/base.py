@@ -39,12 +39,10 @@ class NoOptions:
 
 class Weighting(ABC):
     """One multi-task method. ``name`` is its ``gradvac.mode``; ``Options`` the dataclass of its
-    ``gradvac.options`` (every field with a default); ``uses_targets`` whether it reads and updates
-    the EMA targets (only GradVac)."""
+    ``gradvac.options`` (every field with a default)."""
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
-    uses_targets: ClassVar[bool] = False
 
     def __init__(self, options: Any = None) -> None:
         self.options = self.Options() if options is None else options

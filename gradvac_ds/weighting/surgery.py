@@ -34,7 +34,6 @@ class GradVac(Weighting):
 
     name = "gradvac"
     Options = GradVacOptions
-    uses_targets = True
 
     def __call__(
         self, gram: torch.Tensor, targets: torch.Tensor, *, active: torch.Tensor, orders: torch.Tensor
@@ -49,4 +48,3 @@ class PCGrad(GradVac):
     """Projecting conflicting gradients: GradVac with target 0 and no EMA (``beta`` is unused)."""
 
     name = "pcgrad"
-    uses_targets = False
