@@ -33,6 +33,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gradvac_ds.files import atomic_write_text
+
 REPOSITORY = "davidbaines/ebible_data"
 COMMIT = "7ebecfb4649edc87bb489c491bc2945b7ee34dbe"
 BASE_URL = f"https://raw.githubusercontent.com/{REPOSITORY}/{COMMIT}"
@@ -140,10 +142,8 @@ def read_sources(path: Path) -> dict[str, dict[str, str]]:
 
 
 def _write_lines(path: Path, lines: Sequence[str]) -> None:
-    """Write through a temporary name, so that an interrupted fetch never leaves a partial file."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
-    partial.replace(path)
+    """One line per item, through gradvac_ds's atomic write: an interrupted fetch leaves no part."""
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def fetch(

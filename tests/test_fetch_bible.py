@@ -101,7 +101,7 @@ def test_fetch_over_http_writes_verified_cleaned_aligned_files(server, tmp_path)
         fetch_bible.FetchError, match=r"corpus/danx\.txt: git blob \w+ differs from the pinned"
     ):
         fetch_bible.fetch(read, fetch_bible.read_sources(manifest), ["da"], out, vref)
-    assert not (out / "da.txt").exists() and not list(out.glob("*.partial"))
+    assert not (out / "da.txt").exists() and not list(out.glob(".*.tmp"))  # no part left behind
     with pytest.raises(fetch_bible.FetchError, match=r"corpus/missing\.txt: HTTP Error 404"):
         read("corpus/missing.txt")
 
