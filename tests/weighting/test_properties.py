@@ -62,3 +62,16 @@ def test_sum_weights_the_active_tasks_by_one_and_absent_ones_by_zero():
         gram, torch.zeros_like(gram), active=active, orders=torch.zeros(3, 2, dtype=torch.long)
     )
     assert result.weights.tolist() == [[1.0, 0.0, 1.0]]
+
+
+def test_an_absent_task_gets_weight_0_and_the_others_the_method_on_their_own_gram():
+    x = _conflicting(4, 3, 6)
+    gram = (x @ x.T).unsqueeze(0)
+    active = torch.tensor([True, False, True, True])
+    orders = torch.zeros(4, 3, dtype=torch.long)
+    for mode in ("upgrad", "mgda", "imtl_g", "aligned_mtl"):
+        method = make_weighting(mode)
+        weights = method(gram, torch.zeros_like(gram), active=active, orders=orders).weights[0]
+        present = x[[0, 2, 3]]
+        assert weights[1] == 0, mode
+        assert torch.allclose(weights[[0, 2, 3]], method.weights((present @ present.T).unsqueeze(0))[0]), mode
