@@ -21,9 +21,9 @@ for arg in "$@"; do
 done
 read -r RUN_DIR SOURCE CORPUS < <(python -c "
 import sys
-from gradvac_ds.training.__main__ import parse_overrides
+from gradvac_ds.training.config_file import parse_overrides
 from gradvac_ds.training.run_config import RunConfig
-config = RunConfig.from_yaml(sys.argv[1], parse_overrides(sys.argv[2:]))
+config = RunConfig.load(sys.argv[1], parse_overrides(sys.argv[2:]))
 print(config.run_dir, config.data.source, config.data.path)" "$CONFIG" "${VALUES[@]}")
 if [ "$SOURCE" = monolingual ] && [ ! -e "$CORPUS" ]; then
   python -m gradvac_ds.training.data.writers --config "$CONFIG" "${SETS[@]}" --layout monolingual "$CORPUS"
