@@ -89,10 +89,10 @@ def plain_torch(
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from gradvac_ds.training.build import build_network, build_optimizer
     from gradvac_ds.training.config_file import parse_overrides
     from gradvac_ds.training.data import open_prepared
     from gradvac_ds.training.megatron import init_model_parallel
-    from gradvac_ds.training.modeling import build_model
     from gradvac_ds.training.run_config import RunConfig
 
     os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
@@ -102,14 +102,8 @@ def plain_torch(
     torch.set_num_threads(threads)
     config = RunConfig.load(REPO / config_path, parse_overrides(overrides))
     data = open_prepared(config.data)
-    model = build_model(
-        config.model.model_config(), len(data.vocabulary), config.model.kind, seed=config.data.seed,
-        pad_id=data.vocabulary.pad_id,
-    )  # fmt: skip
-    training = config.training
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=training.lr, betas=training.betas, weight_decay=training.weight_decay
-    )
+    model = build_network(config, data, "cpu")
+    optimizer = build_optimizer(config, model)
     clip = config.deepspeed.get("gradient_clipping", 0.0)
     schedules = [data.schedule(rank, ranks) for rank in range(ranks)]
     steps_batches = []

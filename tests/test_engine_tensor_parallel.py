@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import pytest
 from distributed import run_torchrun
-from tp_cases import CASES, FOUR_RANK_CASES
+from tp_cases import CASES, DATA_PARALLEL_KINDS, FOUR_RANK_CASES
 
 # The worker's own case table: 2 ranks run every case but the negative control (its own test),
 # 4 ranks run FOUR_RANK_CASES.
-CASES_TWO = [name for name, (*_, broken) in CASES.items() if not broken]
+CASES_TWO = [
+    name for name, (kind, *_, broken) in CASES.items() if not broken and kind not in DATA_PARALLEL_KINDS
+]
+DATA_PARALLEL_CASES = [name for name, (kind, *_) in CASES.items() if kind in DATA_PARALLEL_KINDS]
 CASES_FOUR = list(FOUR_RANK_CASES)
 PARAMS = [(2, case) for case in CASES_TWO] + [(4, case) for case in CASES_FOUR]
 ADAPTERS = {0: "Zero0Adapter", 1: "Zero12Adapter", 2: "Zero12Adapter", 3: "Zero3Adapter"}
@@ -49,6 +52,7 @@ GROUPS = {
         "model.decoder.final_layernorm",
         "model.output_layer",
     ],
+    "marian": ["model.model.shared", "model.model.encoder.layers.0", "model.model.decoder.layers.0"],
 }
 
 
@@ -100,6 +104,22 @@ def test_groups_are_the_unsharded_model_groups_on_every_rank(request, world, cas
     assert result["group_names_match_tp1"]
     assert result["group_names"] == GROUPS[case.split("_")[0]]
     assert result["num_groups"] == len(GROUPS[case.split("_")[0]])
+
+
+@pytest.mark.parametrize("case", DATA_PARALLEL_CASES)
+def test_hugging_face_marian_equals_its_dense_reference(request, case):
+    """The Hugging Face kind under ZeRO 2 and 3 on 2 data-parallel ranks: the engine's Grams and
+    parameters equal the dense GradVac loop on the full task gradients of the same model."""
+    result = _result(request, 2, case)
+    assert (result["tp"], result["dp"]) == (1, 2)
+    assert result["adapter"] == ADAPTERS[_stage(case)]
+    assert result["same_shapes_as_tp1"] and result["sharded_params"] == 0
+    assert result["gram_all_reduces"] == result["steps"]
+    assert result["gram_rel_err"] <= 1e-6
+    assert result["param_rel_err"] <= 1e-6, result["worst_param_rank0"]
+    assert result["target_abs_err"] <= 1e-6
+    assert result["fired"] > 0 and result["moved"] > 1e-3 and result["skipped"] == 0
+    assert result["group_names"] == GROUPS["marian"]
 
 
 def test_check_detects_gram_without_tensor_parallel_weights(two_ranks):

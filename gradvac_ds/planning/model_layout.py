@@ -135,11 +135,10 @@ def measure(spec: ModelSpec, vocab_size: int, kind: str, tp: int) -> ModelLayout
     with warnings.catch_warnings():  # megatron-core warns on import about optional Apex/TE kernels
         warnings.simplefilter("ignore")
         from gradvac_ds.grouping import Granularity, group_parameters
-        from gradvac_ds.training.modeling import count_parameters, resolve_config
-        from gradvac_ds.training.modeling.config import MODEL_KINDS
+        from gradvac_ds.training.modeling import MODEL_SPECS, count_parameters, resolve_config
         from gradvac_ds.training.modeling.meta import build_meta_model
 
-        check_choice("kind", kind, MODEL_KINDS)
+        check_choice("kind", kind, tuple(MODEL_SPECS))
         cfg = resolve_config(spec)
         model = build_meta_model(cfg, vocab_size, kind, tp)
     named = list(model.named_parameters())
@@ -153,7 +152,7 @@ def measure(spec: ModelSpec, vocab_size: int, kind: str, tp: int) -> ModelLayout
         num_groups={g.value: group_parameters(named, g).num_groups for g in Granularity},
         hidden_size=cfg.hidden_size,
         num_attention_heads=cfg.num_attention_heads,
-        num_layers=sum(cfg.num_layers(kind)),
+        num_layers=sum(MODEL_SPECS[kind].num_layers(cfg)),
         max_sequence_length=cfg.max_sequence_length,
     )
 

@@ -34,14 +34,16 @@ from gradvac_ds.config import (
 )
 from gradvac_ds.training.config_file import load_config
 from gradvac_ds.training.data import DataConfig
-from gradvac_ds.training.modeling.config import MODEL_KINDS, ModelConfig, config_from_mapping, resolve_config
+from gradvac_ds.training.modeling.config import ModelConfig, config_from_mapping, resolve_config
+from gradvac_ds.training.modeling.registry import MODEL_SPECS
 from gradvac_ds.training.schedules import LR_SCHEDULES
 from gradvac_ds.weighting import WEIGHTINGS
 
 
 @dataclass(frozen=True)
 class ModelSection:
-    """Which architecture to build: a preset of ``models/`` (or a YAML path), its kind, TP size.
+    """Which architecture to build: a preset of ``models/`` (or a YAML path), its kind (a key of
+    :data:`~gradvac_ds.training.modeling.registry.MODEL_SPECS`), its tensor-parallel size.
 
     ``overrides`` sets fields of the preset's :class:`~gradvac_ds.training.modeling.config.ModelConfig`
     (e.g. ``{dropout: 0.0, label_smoothing: 0.1}``); unknown fields and bad values are refused when
@@ -54,8 +56,9 @@ class ModelSection:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_choice("kind", self.kind, MODEL_KINDS)
+        check_choice("kind", self.kind, tuple(MODEL_SPECS))
         check_positive("tensor_parallel", self.tensor_parallel)
+        MODEL_SPECS[self.kind].check_tensor_parallel(self.tensor_parallel)
         self.model_config()
 
     def model_config(self) -> ModelConfig:
@@ -184,10 +187,11 @@ class RunConfig:
                 "remove it from the deepspeed section"
             )
         split_config(self.deepspeed)
-        if self.data.is_lm and self.model.kind != "decoder":
+        if self.data.is_lm and not MODEL_SPECS[self.model.kind].language_model:
+            kinds = [name for name, spec in MODEL_SPECS.items() if spec.language_model]
             raise ConfigError(
                 f"model.kind = {self.model.kind!r}: language-model pretraining (data.source: monolingual) "
-                "trains the GPT network of kind 'decoder'"
+                f"trains a kind with a language model: {kinds}"
             )
         needed = self.data.max_positions + (1 if self.data.is_lm else 0)
         if self.evaluation.batch_tokens < needed:

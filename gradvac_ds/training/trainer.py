@@ -2,8 +2,8 @@
 
 The data is a directory written by ``gradvac-prepare``, checked and memory-mapped before any
 process group starts (:func:`gradvac_ds.training.data.open_prepared`). For each training mode of
-the run config (e.g. ``sum``, ``pcgrad``, ``gradvac``, same data and
-seed), :func:`train_mode` builds the megatron-core model, initialises DeepSpeed with GradVac, runs
+the run config (e.g. ``sum``, ``pcgrad``, ``gradvac``, same data and seed), :func:`train_mode`
+builds the model and the GradVac engine (:mod:`gradvac_ds.training.build`), runs
 the step schedule (each task's micro-batches under its name), validates, checkpoints, and finally
 decodes the test split, scores it with sacreBLEU and writes the hypotheses and references
 (``<mode_dir>/translations/<pair>.hyp`` / ``.ref``) and a few samples (``<mode_dir>/samples.txt``);
@@ -29,29 +29,23 @@ import json
 import math
 import time
 from collections import defaultdict
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import deepspeed
 import numpy as np
 import torch
 from deepspeed import comm as dist
 from tqdm import tqdm
 
-import gradvac_ds
 from gradvac_ds.analysis.log import SimilarityLog
 from gradvac_ds.config import split_config
-from gradvac_ds.engine import GradVacEngine
 from gradvac_ds.training import checkpointing, jit_ops, monitoring, outputs
+from gradvac_ds.training.build import build_engine, device, setup_distributed
 from gradvac_ds.training.data import PreparedData, iter_eval_batches, open_prepared
 from gradvac_ds.training.errors import Interrupted
 from gradvac_ds.training.evaluation import SpecialTokens, beam_search, greedy_decode, score_by_pair
-from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel, parallel_groups
-from gradvac_ds.training.modeling import build_language_model, build_model
-from gradvac_ds.training.reproducibility import make_deterministic
+from gradvac_ds.training.megatron import parallel_groups
 from gradvac_ds.training.run_config import RunConfig
-from gradvac_ds.training.schedules import lr_multiplier
 from gradvac_ds.training.stopping import SkipStreak, StopSignals
 from gradvac_ds.training.summary import comparison_table, mode_summary, write_samples
 
@@ -60,19 +54,6 @@ SOURCE_GAP = "source_gap.json"
 
 SAMPLES_PER_PAIR = 3
 """Sample translations per pair written to ``<mode_dir>/samples.txt``."""
-
-
-def setup_distributed(config: RunConfig) -> None:
-    """Process groups from the launcher's environment (deepspeed, torchrun or SLURM)."""
-    backend = deepspeed.get_accelerator().communication_backend_name()
-    timeout = timedelta(minutes=config.training.dist_timeout_minutes)
-    deepspeed.init_distributed(dist_backend=backend, timeout=timeout)
-    make_deterministic(config.training.threads, config.training.deterministic)
-    init_model_parallel(config.model.tensor_parallel)
-
-
-def _device() -> torch.device:
-    return torch.device(deepspeed.get_accelerator().current_device_name())
 
 
 def _is_main() -> bool:
@@ -99,7 +80,7 @@ def validation_losses(
             config.data.batching.max_sentences,
             limit=config.evaluation.max_valid_sentences,
         ):
-            batch = batch.to(_device())
+            batch = batch.to(device())
             inputs = batch.inputs
             if mismatched_sources:
                 inputs = (inputs[0].roll(1, dims=0), *inputs[1:])
@@ -152,7 +133,7 @@ def evaluate_bleu(
         max_sentences = config.data.batching.max_sentences
         for batch in iter_eval_batches(testset.data, ev.batch_tokens, max_sentences, limit=count):
             sources.extend(vocab.decode(row) for row in batch.src.tolist())
-            src = batch.src.to(_device())
+            src = batch.src.to(device())
             if ev.beam_size == 1:
                 ids = greedy_decode(model, src, special, ev.max_length)
             else:
@@ -189,8 +170,8 @@ class Throughput:
     def write(self, path: Path, group: Any, is_main: bool) -> None:
         """``path`` (JSON, written by rank 0): steps, tokens over all ranks of ``group``, seconds (the
         slowest rank's), tokens_per_s. Every rank of the group must call it (two all-reduces)."""
-        counts = torch.tensor([self.tokens], dtype=torch.float64, device=_device())
-        seconds = torch.tensor([self.seconds], dtype=torch.float64, device=_device())
+        counts = torch.tensor([self.tokens], dtype=torch.float64, device=device())
+        seconds = torch.tensor([self.seconds], dtype=torch.float64, device=device())
         dist.all_reduce(counts, group=group)
         dist.all_reduce(seconds, op=dist.ReduceOp.MAX, group=group)
         if not is_main:
@@ -229,36 +210,6 @@ class _Progress:
         self.bar.close()
 
 
-def _build_engine(config: RunConfig, mode: str, data: PreparedData) -> GradVacEngine:
-    vocab_size, seed = len(data.vocabulary), config.data.seed
-    if data.is_lm:
-        model = build_language_model(config.model.model_config(), vocab_size, seed=seed, device=_device())
-    else:
-        model = build_model(
-            config.model.model_config(), vocab_size, config.model.kind, seed=seed,
-            pad_id=data.vocabulary.pad_id, device=_device(),
-        )  # fmt: skip
-    training = config.training
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=training.lr, betas=training.betas, weight_decay=training.weight_decay
-    )
-    schedule = lr_multiplier(
-        training.lr_schedule,
-        training.warmup_steps,
-        training.steps,
-        training.min_lr_ratio,
-        training.decay_fraction,
-    )
-    engine, *_ = gradvac_ds.initialize(
-        model=model,
-        optimizer=optimizer,
-        lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-        config=monitoring.per_mode_monitors(config.deepspeed_config(mode, data.tasks), config.run_dir, mode),
-        mpu=MegatronMPU(),
-    )
-    return engine
-
-
 def train_mode(
     config: RunConfig, mode: str, data: PreparedData, resume: bool, stop: StopSignals, position: str = ""
 ) -> dict[str, Any]:
@@ -273,7 +224,7 @@ def train_mode(
     """
     mode_dir = Path(config.run_dir) / mode
     ckpt_dir = mode_dir / "checkpoints"
-    engine = _build_engine(config, mode, data)
+    engine = build_engine(config, mode, data)
     groups = parallel_groups()
     dp_rank, dp_world = (
         dist.get_rank(group=groups.data_parallel),
@@ -303,7 +254,7 @@ def train_mode(
     label = f"{mode} ({position})" if position else mode
     progress = _Progress(config.training.steps, start, label, dp_world)
     reporting = monitoring.monitor_enabled(engine)
-    losses = monitoring.TrainLossMeter(data.tasks, _device(), groups.data_parallel)
+    losses = monitoring.TrainLossMeter(data.tasks, device(), groups.data_parallel)
     loss_interval = engine.gradvac_config.log_interval
     history = outputs.ValidationHistory(mode_dir, start) if _is_main() else None
     last_valid: tuple[int, dict[str, float]] | None = None
@@ -315,7 +266,7 @@ def train_mode(
         for task, batches in schedule.next_step().items():
             with engine.task(task, micro_batches=len(batches)):
                 for batch in batches:
-                    batch = batch.to(_device())
+                    batch = batch.to(device())
                     loss = engine(*batch.inputs)
                     engine.backward(loss)
                     value = loss.item()

@@ -12,28 +12,30 @@ import pytest
 
 from gradvac_ds.planning import plan, plan_model
 from gradvac_ds.planning.model_layout import model_layout
-from gradvac_ds.training.modeling import count_parameters, load_preset
+from gradvac_ds.training.modeling import MODEL_SPECS, count_parameters, load_preset
 
 VOCAB = 8000
 
 
-@pytest.mark.parametrize(("kind", "tp"), [("encdec", 1), ("encdec", 2), ("decoder", 2)])
+@pytest.mark.parametrize(("kind", "tp"), [("encdec", 1), ("encdec", 2), ("decoder", 2), ("marian", 1)])
 def test_layout_matches_the_analytic_count(kind, tp):
     layout = model_layout("tiny", VOCAB, kind, tp)
     cfg = load_preset("tiny")
     assert (layout.name, layout.kind, layout.tp) == ("tiny", kind, tp)
     assert layout.params == count_parameters(cfg, VOCAB, kind)
-    assert layout.params_per_tp_rank == count_parameters(cfg, VOCAB, kind, tp)
+    fixed = 2 * cfg.max_sequence_length * cfg.hidden_size if kind == "marian" else 0  # sinusoid tables
+    assert layout.params_per_tp_rank == count_parameters(cfg, VOCAB, kind, tp) - fixed
     (tensors,) = layout.optimizer_groups  # the application's one optimizer parameter group
     assert layout.num_groups["model"] == 1
     assert layout.num_groups["matrix"] == len(tensors)
-    layers = sum(cfg.num_layers(kind))
+    layers = sum(MODEL_SPECS[kind].num_layers(cfg))
     assert layout.num_layers == layers
     # layer: the layers, plus word and position embeddings, the final norm(s) and (T5, tied) the
-    # output-layer bias; enc_dec: the stacks plus the same modules outside them
-    outside = {"encdec": 5, "decoder": 3}[kind]
+    # output-layer bias; enc_dec: the stacks plus the same modules outside them. Marian: the shared
+    # token embedding alone (post-norm layers, fixed positions, tied output, logit bias a buffer)
+    outside = {"encdec": 5, "decoder": 3, "marian": 1}[kind]
     assert layout.num_groups["layer"] == layers + outside
-    assert layout.num_groups["enc_dec"] == outside
+    assert layout.num_groups["enc_dec"] == outside + (2 if kind == "marian" else 0)  # its 2 stacks
 
 
 def test_tensor_parallel_build_shards_the_tensors_not_the_names():

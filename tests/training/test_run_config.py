@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from gradvac_ds.config import ConfigError
+from gradvac_ds.training.config_file import load_config
 from gradvac_ds.training.run_config import RunConfig
 
 DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
@@ -35,7 +36,7 @@ def test_demo_config_loads_and_derives_the_deepspeed_config():
         (
             ("model", "kind"),
             "seq2seq",
-            r"model.kind = 'seq2seq' is not allowed; choose one of \['encdec', 'decoder'\]",
+            r"model.kind = 'seq2seq' is not allowed; choose one of \['encdec', 'decoder', 'marian'\]",
         ),
         (("model", "tensor_parallel"), 0, r"model.tensor_parallel = 0 must be a positive int"),
         (("training", "modes"), ["sum", "adam"], r"training.modes.*'gradvac', 'pcgrad', 'sum'"),
@@ -96,3 +97,22 @@ def test_extends_merges_sections_over_the_base(tmp_path):
     (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
     with pytest.raises(ConfigError, match="extends itself"):
         RunConfig.load(tmp_path / "loop.yaml")
+
+
+def test_the_model_kind_is_checked_against_its_registry_entry():
+    """A kind's limits come from its ModelSpec: Marian has no tensor parallelism and no LM."""
+    values = _demo()
+    values["model"] = {"preset": "tiny", "kind": "marian", "tensor_parallel": 2}
+    with pytest.raises(
+        ValueError, match=r"model.tensor_parallel = 2: model.kind 'marian' supports .* up to 1"
+    ):
+        RunConfig.from_dict(values)
+    values["model"]["tensor_parallel"] = 1
+    assert RunConfig.from_dict(values).model.kind == "marian"
+    lm = load_config(DEMO.parent / "demo_lm.yaml")
+    assert RunConfig.from_dict(lm).model.kind == "decoder"
+    lm["model"]["kind"] = "marian"
+    with pytest.raises(
+        ConfigError, match=r"model.kind = 'marian': language-model pretraining .* \['decoder'\]"
+    ):
+        RunConfig.from_dict(lm)

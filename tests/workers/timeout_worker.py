@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from deepspeed import comm as dist
 
+from gradvac_ds.training.build import setup_distributed
 from gradvac_ds.training.run_config import RunConfig
-from gradvac_ds.training.trainer import setup_distributed
 
 DEMO = Path(__file__).parents[2] / "configs" / "demo.yaml"
 

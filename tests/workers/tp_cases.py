@@ -63,7 +63,8 @@ PIECES_PER_TASK = (VOCAB - FIRST_PIECE) // K
 
 
 def model_config(kind: str) -> dict:
-    """A very small model; T5 ties its embeddings (output bias sharded), GPT has an output layer."""
+    """A very small model; T5 and Marian tie their embeddings (T5's output bias sharded), GPT has an
+    output layer."""
     return {
         "name": f"tp_test_{kind}",
         "hidden_size": 32,
@@ -77,7 +78,7 @@ def model_config(kind: str) -> dict:
         "attention_dropout": 0.0,
         "label_smoothing": 0.1,
         "make_vocab_size_divisible_by": 8,
-        "share_embeddings": kind == "encdec",
+        "share_embeddings": kind != "decoder",
     }
 
 
@@ -206,6 +207,8 @@ def full_parameters(gv) -> dict[str, torch.Tensor]:
     stage3 = gv.ds_engine.zero_optimization_stage() == 3
     out = {}
     for name, p in gv.ds_engine.module.named_parameters():
+        if not p.requires_grad:  # Marian's fixed sinusoid tables: not in the reference either
+            continue
         local = (safe_get_full_fp32_param(p) if stage3 else p).detach().float().contiguous()
         if is_tensor_parallel(p):
             shards = [torch.empty_like(local) for _ in range(dist.get_world_size(group=tp_group))]
@@ -319,7 +322,12 @@ CASES = {
     "decoder_s3_adamw": ("decoder", 3, "adamw", None, False),
     # negative control: the same run with the TP weights of the Gram removed must fail the check
     "broken_no_tp_weights_s2": ("encdec", 2, "adamw", None, True),
+    # the Hugging Face kind (TP=1, DP = every rank), against its own dense reference
+    "marian_s2_adamw": ("marian", 2, "adamw", None, False),
+    "marian_s3_adam": ("marian", 3, "adam", None, False),
 }
+DATA_PARALLEL_KINDS = ("marian",)
+"""Kinds without tensor parallelism: their cases run at TP=1 with every rank data-parallel."""
 # TP=2 x DP=2: stage 0 is here for its 1/(T*N) weight (N=1 at two ranks); no negative control
 FOUR_RANK_CASES = (
     "encdec_s0_adam",
@@ -330,6 +338,18 @@ FOUR_RANK_CASES = (
     "decoder_s2_adam",
     "decoder_s3_adamw",
 )
+
+
+def at_tensor_parallel_one(run: functools.partial) -> dict:
+    """Run a case under megatron's parallel_state at TP=1 (every rank data-parallel), then go back
+    to TP=2 for the cases after it."""
+    parallel_state.destroy_model_parallel()
+    init_model_parallel(1)
+    try:
+        return run()
+    finally:
+        parallel_state.destroy_model_parallel()
+        init_model_parallel(TP)
 
 
 def case_missing_mpu() -> dict:
@@ -365,7 +385,8 @@ def main() -> None:
 
     init_model_parallel(1)
     keys = sorted({(kind, opt) for kind, _, opt, _, _ in selected.values()})
-    refs = compute_references(keys, dp_world)
+    refs = compute_references([k for k in keys if k[0] not in DATA_PARALLEL_KINDS], dp_world)
+    refs |= compute_references([k for k in keys if k[0] in DATA_PARALLEL_KINDS], world)
     parallel_state.destroy_model_parallel()
     init_model_parallel(TP)
 
@@ -373,6 +394,9 @@ def main() -> None:
         name: functools.partial(case, kind, stage, opt, refs[(kind, opt)], extra, broken)
         for name, (kind, stage, opt, extra, broken) in selected.items()
     }
+    for name, (kind, *_) in selected.items():
+        if kind in DATA_PARALLEL_KINDS:
+            runs[name] = functools.partial(at_tensor_parallel_one, runs[name])
     if not args.cases:
         runs["missing_mpu"] = case_missing_mpu
     run_cases(runs, args.out)

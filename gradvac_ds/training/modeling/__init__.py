@@ -1,6 +1,6 @@
-"""Multilingual Transformers built from megatron-core: translation (T5Model, GPTModel) and GPT LMs."""
+"""Multilingual Transformers for translation and LM pretraining: the model kinds of
+:mod:`~gradvac_ds.training.modeling.registry` (megatron-core T5Model and GPTModel, Hugging Face Marian)."""
 
-from gradvac_ds.training.modeling.build import build_language_model, build_model, tensor_parallel_size
 from gradvac_ds.training.modeling.config import (
     ModelConfig,
     ModelConfigError,
@@ -10,8 +10,16 @@ from gradvac_ds.training.modeling.config import (
     resolve_config,
 )
 from gradvac_ds.training.modeling.language_model import LanguageModel
+from gradvac_ds.training.modeling.megatron_models import build_language_model, tensor_parallel_size
 from gradvac_ds.training.modeling.naming import ParameterLocation, is_tensor_parallel, parameter_location
-from gradvac_ds.training.modeling.param_count import count_parameters
+from gradvac_ds.training.modeling.registry import (
+    MODEL_SPECS,
+    ModelSpec,
+    build_model,
+    count_parameters,
+    model_spec,
+    validate_build,
+)
 from gradvac_ds.training.modeling.translation import (
     DecoderOnlyTranslator,
     DecodingState,
@@ -20,12 +28,14 @@ from gradvac_ds.training.modeling.translation import (
 )
 
 __all__ = [
+    "MODEL_SPECS",
     "DecoderOnlyTranslator",
     "DecodingState",
     "EncoderDecoderTranslator",
     "LanguageModel",
     "ModelConfig",
     "ModelConfigError",
+    "ModelSpec",
     "ParameterLocation",
     "TranslationModel",
     "build_language_model",
@@ -34,8 +44,10 @@ __all__ = [
     "is_tensor_parallel",
     "known_presets",
     "load_preset",
+    "model_spec",
     "padded_vocab_size",
     "parameter_location",
     "resolve_config",
     "tensor_parallel_size",
+    "validate_build",
 ]

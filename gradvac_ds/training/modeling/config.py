@@ -16,15 +16,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from gradvac_ds.config import divisors, load_section
 from gradvac_ds.errors import ConfigError
 
-ModelKind = Literal["encdec", "decoder"]
-MODEL_KINDS: tuple[str, ...] = ("encdec", "decoder")
 ACTIVATIONS: tuple[str, ...] = ("gelu", "relu")
 
 #: Folder of the preset YAML files (``models/`` at the repository root).
@@ -37,11 +35,12 @@ class ModelConfigError(ConfigError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes and regularisation of a multilingual Transformer.
+    """Sizes and regularisation of a multilingual Transformer, for every model kind.
 
-    ``encoder_layers``/``decoder_layers`` size the encoder-decoder model; ``decoder_only_layers``
-    sizes the decoder-only model built from the same preset. ``num_query_groups`` < heads gives
-    grouped-query attention (decoder-only models only: megatron-core's cross-attention has no GQA).
+    ``encoder_layers``/``decoder_layers`` size the encoder-decoder kinds; ``decoder_only_layers``
+    sizes the decoder-only kind built from the same preset (see
+    :mod:`gradvac_ds.training.modeling.registry`). ``num_query_groups`` < heads gives grouped-query
+    attention, on the kinds whose attention has it.
     """
 
     name: str
@@ -71,12 +70,6 @@ class ModelConfig:
     def head_dim(self) -> int:
         """Per-head width ``hidden_size / num_attention_heads``."""
         return self.hidden_size // self.num_attention_heads
-
-    def num_layers(self, kind: ModelKind) -> tuple[int, int]:
-        """(encoder layers, decoder layers) of the model of this kind (encoder 0 for ``decoder``)."""
-        if kind == "encdec":
-            return self.encoder_layers, self.decoder_layers
-        return 0, self.decoder_only_layers
 
 
 def known_presets() -> list[str]:
@@ -176,20 +169,13 @@ def validate_config(cfg: ModelConfig) -> None:
         )
 
 
-def validate_build(cfg: ModelConfig, vocab_size: int, kind: str, tp_size: int) -> None:
-    """Check everything that depends on the vocabulary, the model kind and the tensor-parallel size."""
+def validate_sizes(cfg: ModelConfig, vocab_size: int, tp_size: int) -> None:
+    """Check what every model kind needs of the vocabulary and the tensor-parallel size."""
     validate_config(cfg)
-    if kind not in MODEL_KINDS:
-        raise ModelConfigError(f"model kind must be one of {list(MODEL_KINDS)}, got {kind!r}")
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 3:
         raise ModelConfigError(f"vocab_size must be an integer >= 3 (pad, bos, eos), got {vocab_size!r}")
     if isinstance(tp_size, bool) or not isinstance(tp_size, int) or tp_size < 1:
         raise ModelConfigError(f"tensor-parallel size must be a positive integer, got {tp_size!r}")
-    if kind == "encdec" and cfg.query_groups != cfg.num_attention_heads:
-        raise ModelConfigError(
-            "model config field 'num_query_groups' must equal 'num_attention_heads' for kind 'encdec' "
-            "(megatron-core cross-attention has no grouped-query attention); use kind 'decoder' for GQA"
-        )
     allowed = divisors(math.gcd(cfg.num_attention_heads, cfg.query_groups, cfg.ffn_hidden_size))
     for field, value in (
         ("num_attention_heads", cfg.num_attention_heads),

@@ -20,20 +20,20 @@ import torch.distributed as dist
 from megatron.core import parallel_state
 
 from gradvac_ds.training.megatron import init_model_parallel
-from gradvac_ds.training.modeling.build import build_model
-from gradvac_ds.training.modeling.config import ModelConfig, ModelKind, resolve_config, validate_build
+from gradvac_ds.training.modeling.config import ModelConfig, resolve_config
+from gradvac_ds.training.modeling.registry import build_model, validate_build
 from gradvac_ds.training.modeling.translation import TranslationModel
 
 
 def build_meta_model(
     spec: str | Path | ModelConfig | Mapping[str, Any],
     vocab_size: int,
-    kind: ModelKind = "encdec",
+    kind: str = "encdec",
     tp_size: int = 1,
 ) -> TranslationModel:
     """The model tensor-parallel rank 0 of ``tp_size`` holds, with meta tensors (no storage).
 
-    Arguments as for :func:`~gradvac_ds.training.modeling.build.build_model`; they are validated
+    Arguments as for :func:`~gradvac_ds.training.modeling.registry.build_model`; they are validated
     (:class:`~gradvac_ds.training.modeling.config.ModelConfigError`) before any group exists.
     Refuses to run where ``torch.distributed`` is already initialised: the fake world would replace
     the caller's (run it in a fresh process, as :mod:`gradvac_ds.planning` does).

@@ -1,4 +1,4 @@
-"""Analytic parameter count of the models :func:`gradvac_ds.training.modeling.build.build_model` builds.
+"""Analytic parameter count of the megatron-core kinds ``encdec`` and ``decoder``.
 
 Notation: d = hidden, f = ffn, d_kv = head_dim * query_groups, V' = padded vocabulary,
 P = max_sequence_length, t = tensor-parallel size. Tensor-parallel-sharded tensors (column- or
@@ -16,12 +16,13 @@ shared by encoder and decoder. Output layer: untied V'·d; tied T5 adds a V' bia
 
 from __future__ import annotations
 
-from gradvac_ds.training.modeling.config import ModelConfig, ModelKind, padded_vocab_size, validate_build
+from gradvac_ds.training.modeling.config import ModelConfig, padded_vocab_size
 
 
-def count_parameters(cfg: ModelConfig, vocab_size: int, kind: ModelKind, tp_size: int = 1) -> int:
-    """Parameters held by one tensor-parallel rank (``tp_size=1``: the whole model)."""
-    validate_build(cfg, vocab_size, kind, tp_size)
+def megatron_parameters(cfg: ModelConfig, vocab_size: int, encoder_decoder: bool, tp_size: int) -> int:
+    """Parameters held by one tensor-parallel rank (``tp_size=1``: the whole model) of the T5
+    (``encoder_decoder``) or GPT network built from ``cfg``; the arguments are validated by the
+    caller (:func:`gradvac_ds.training.modeling.registry.count_parameters`)."""
     d, f = cfg.hidden_size, cfg.ffn_hidden_size
     d_kv = cfg.head_dim * cfg.query_groups
     rows = padded_vocab_size(vocab_size, tp_size, cfg.make_vocab_size_divisible_by)
@@ -33,13 +34,15 @@ def count_parameters(cfg: ModelConfig, vocab_size: int, kind: ModelKind, tp_size
     layer = tuple(sum(part) for part in zip(self_attn, mlp, norms, strict=True))
     decoder_layer = (layer[0] + cross_attn[0], layer[1] + cross_attn[1])
 
-    encoder_layers, decoder_layers = cfg.num_layers(kind)
-    stacked = decoder_layer if kind == "encdec" else layer
+    if encoder_decoder:
+        encoder_layers, decoder_layers, stacked = cfg.encoder_layers, cfg.decoder_layers, decoder_layer
+    else:
+        encoder_layers, decoder_layers, stacked = 0, cfg.decoder_only_layers, layer
     sharded = encoder_layers * layer[0] + decoder_layers * stacked[0] + rows * d
     replicated = encoder_layers * layer[1] + decoder_layers * stacked[1] + cfg.max_sequence_length * d
-    replicated += 2 * d * (2 if kind == "encdec" else 1)
+    replicated += 2 * d * (2 if encoder_decoder else 1)
     if not cfg.share_embeddings:
         sharded += rows * d
-    elif kind == "encdec":
+    elif encoder_decoder:
         sharded += rows
     return sharded // tp_size + replicated

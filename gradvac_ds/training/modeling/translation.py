@@ -1,9 +1,10 @@
-"""Translation models around megatron-core networks: ``forward(src, tgt)`` returns the training loss,
+"""Translation models: ``forward(src, tgt)`` returns the training loss,
 ``begin_decoding``/``next_token_logits`` serve the decoders in :mod:`gradvac_ds.training.evaluation`.
 
-Both kinds see the same batch (see :mod:`gradvac_ds.training.modeling.batch`) and train on the same
+Every kind sees the same batch (see :mod:`gradvac_ds.training.modeling.batch`) and train on the same
 tokens: the target pieces and eos, predicted from ``bos`` + the target prefix and the source.
-The megatron network is the submodule ``model``, so parameter names start with ``model.``.
+The network is the submodule ``model``, so parameter names start with ``model.``. The
+megatron-core kinds are here; the Hugging Face kind is :mod:`gradvac_ds.training.modeling.marian`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from gradvac_ds.training.modeling.batch import (
     pack_source_target,
     token_lengths,
 )
-from gradvac_ds.training.modeling.config import ModelConfig, ModelKind
+from gradvac_ds.training.modeling.config import ModelConfig
 from gradvac_ds.training.modeling.loss import gather_vocab_logits, label_smoothed_cross_entropy
 
 
@@ -41,13 +42,13 @@ class DecodingState:
 
 
 class TranslationModel(nn.Module, abc.ABC):
-    """Common part of the two translation models.
+    """Common part of the translation models of every kind.
 
-    Attributes: ``config`` (ModelConfig), ``kind``, ``vocab_size`` (real, unpadded), ``pad_id``,
-    ``label_smoothing`` (ε of the loss), ``model`` (the megatron-core network).
+    Attributes: ``config`` (ModelConfig), ``kind`` (a key of the model registry), ``vocab_size``
+    (real, unpadded), ``pad_id``, ``label_smoothing`` (ε of the loss), ``model`` (the network).
     """
 
-    kind: ModelKind
+    kind: str
 
     def __init__(
         self, model: nn.Module, config: ModelConfig, vocab_size: int, pad_id: int, label_smoothing: float
@@ -101,7 +102,7 @@ class TranslationModel(nn.Module, abc.ABC):
 class EncoderDecoderTranslator(TranslationModel):
     """megatron-core ``T5Model``: encoder over ``src``, causal decoder over ``tgt[:, :-1]``."""
 
-    kind: ModelKind = "encdec"
+    kind: str = "encdec"
 
     def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
         """Mean label-smoothed cross entropy (float32 scalar) of ``tgt[:, 1:]`` over its non-pad tokens."""
@@ -142,7 +143,7 @@ class DecoderOnlyTranslator(TranslationModel):
     right-padded, so positions are contiguous and the causal mask hides all padding.
     """
 
-    kind: ModelKind = "decoder"
+    kind: str = "decoder"
 
     def _logits(self, tokens: Tensor) -> Tensor:
         """Vocabulary-parallel logits [B, L, Vl] of a packed batch [B, L]."""

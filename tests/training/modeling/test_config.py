@@ -12,7 +12,8 @@ from gradvac_ds.training.modeling import (
     load_preset,
     padded_vocab_size,
 )
-from gradvac_ds.training.modeling.config import resolve_config, validate_build
+from gradvac_ds.training.modeling.config import resolve_config
+from gradvac_ds.training.modeling.registry import validate_build
 
 
 def test_presets_listed_and_loadable() -> None:
@@ -73,14 +74,23 @@ def test_tensor_parallel_must_divide(change: dict, tp: int, field: str) -> None:
 
 def test_kind_vocab_and_gqa_checks() -> None:
     tiny = load_preset("tiny")
-    with pytest.raises(ModelConfigError, match="model kind must be one of \\['encdec', 'decoder'\\]"):
+    with pytest.raises(
+        ModelConfigError, match="model kind must be one of \\['encdec', 'decoder', 'marian'\\]"
+    ):
         validate_build(tiny, 100, "seq2seq", 1)
     with pytest.raises(ModelConfigError, match="vocab_size must be an integer >= 3"):
         validate_build(tiny, 2, "encdec", 1)
     gqa = dataclasses.replace(tiny, num_query_groups=2)
-    with pytest.raises(ModelConfigError, match="'num_query_groups' must equal 'num_attention_heads'"):
-        validate_build(gqa, 100, "encdec", 1)
+    for kind in ("encdec", "marian"):
+        with pytest.raises(
+            ModelConfigError, match=f"'num_attention_heads' for kind '{kind}'.*GQA: \\['decoder'\\]"
+        ):
+            validate_build(gqa, 100, kind, 1)
     validate_build(gqa, 100, "decoder", 1)
+    with pytest.raises(
+        ModelConfigError, match=r"model.tensor_parallel = 2: model.kind 'marian' supports .* up to 1"
+    ):
+        validate_build(tiny, 100, "marian", 2)
 
 
 def test_padded_vocab_is_megatron_rule() -> None:

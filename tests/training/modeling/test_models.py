@@ -1,4 +1,5 @@
-"""Tiny megatron-core T5 and GPT translation models on CPU: loss, gradients, padding, causality, tying."""
+"""Tiny translation models of every kind on CPU (megatron-core T5 and GPT, Hugging Face Marian):
+loss, gradients, padding, causality, tying."""
 
 import dataclasses
 import math
@@ -6,15 +7,36 @@ import math
 import pytest
 import torch
 
-from gradvac_ds.training.modeling import ModelConfig, build_model, parameter_location
+from gradvac_ds.training.modeling import (
+    MODEL_SPECS,
+    ModelConfig,
+    TranslationModel,
+    build_model,
+    parameter_location,
+)
 
-KINDS = ["encdec", "decoder"]
+KINDS = list(MODEL_SPECS)
+MEGATRON_KINDS = ["encdec", "decoder"]
 VOCAB = 50
 
 
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def word_embedding(model: TranslationModel) -> torch.nn.Parameter:
+    """The token-embedding matrix [V', H] (also the output matrix when tied)."""
+    if model.kind == "marian":
+        return model.model.model.shared.weight
+    return model.model.embedding.word_embeddings.weight
+
+
+def output_weights(model: TranslationModel) -> list[str]:
+    """Names of separate output-layer matrices (none when tied to the embedding)."""
+    return [
+        n for n in dict(model.named_parameters()) if n.endswith(("output_layer.weight", "lm_head.weight"))
+    ]
 
 
 def test_forward_backward(megatron_tp1: None, tiny: ModelConfig, batch, kind: str) -> None:
@@ -24,8 +46,17 @@ def test_forward_backward(megatron_tp1: None, tiny: ModelConfig, batch, kind: st
     assert abs(loss.item() - math.log(VOCAB)) < 0.5  # near-uniform predictions at initialisation
     loss.backward()
     for name, p in model.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
-    assert model.model.embedding.word_embeddings.weight.grad.abs().sum() > 0
+        if p.requires_grad:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    fixed = sorted(n for n, p in model.named_parameters() if not p.requires_grad)
+    if kind == "marian":  # the sinusoidal position tables, and nothing else
+        assert fixed == [
+            "model.model.decoder.embed_positions.weight",
+            "model.model.encoder.embed_positions.weight",
+        ]
+    else:
+        assert fixed == []
+    assert word_embedding(model).grad.abs().sum() > 0
 
 
 def test_padding_invariance(megatron_tp1: None, tiny: ModelConfig, batch, kind: str) -> None:
@@ -79,10 +110,9 @@ def test_tied_embeddings(megatron_tp1: None, tiny: ModelConfig, kind: str, tied:
     src = torch.tensor([[3, 5, 6, 2]])
     tgt = torch.tensor([[1, 7, 8, 2]])
     model(src, tgt).backward()
-    unseen = model.model.embedding.word_embeddings.weight.grad[40]
+    unseen = word_embedding(model).grad[40]
     assert (unseen.abs().sum() > 0) == tied
-    output_weights = [n for n in dict(model.named_parameters()) if n.endswith("output_layer.weight")]
-    assert (output_weights == []) == tied
+    assert (output_weights(model) == []) == tied
 
 
 def test_dropout_active_in_training(megatron_tp1: None, batch, kind: str) -> None:
@@ -106,10 +136,11 @@ def test_bad_batches(megatron_tp1: None, tiny: ModelConfig, batch, kind: str) ->
         model(too_long, too_long)
 
 
+@pytest.mark.parametrize("kind", MEGATRON_KINDS)
 def test_parameter_locations(megatron_tp1: None, tiny: ModelConfig, kind: str) -> None:
     model = build_model(tiny, VOCAB, kind)
     locations = {parameter_location(n) for n, _ in model.named_parameters()}
-    encoder_layers, decoder_layers = tiny.num_layers(kind)
+    encoder_layers, decoder_layers = MODEL_SPECS[kind].num_layers(tiny)
     layers = {(loc.stack, loc.layer) for loc in locations if loc.layer is not None}
     assert layers == {("encoder", i) for i in range(encoder_layers)} | {
         ("decoder", i) for i in range(decoder_layers)

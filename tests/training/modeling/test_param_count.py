@@ -45,3 +45,16 @@ def test_big_is_the_paper_transformer_big() -> None:
     assert 240e6 < total < 245e6
     # the paper's ~375M: separate source, target and output embeddings of the 64k vocabulary
     assert abs(total + 2 * embedding - 375e6) < 2e6
+
+
+@pytest.mark.parametrize("untied", [False, True])
+def test_marian_count_matches_its_build(megatron_tp1: None, untied: bool) -> None:
+    """The analytic count of the Hugging Face kind against transformers' own modules (tied matrices
+    counted once: the encoder and decoder token embeddings are one, and the output too when tied)."""
+    cfg = dataclasses.replace(load_preset("tiny"), share_embeddings=not untied)
+    model = build_model(cfg, 101, "marian")
+    assert _numel(model) == count_parameters(cfg, 101, "marian")
+    base = load_preset("base")
+    assert _numel(build_model(base, 32000, "marian", device="meta")) == count_parameters(
+        base, 32000, "marian"
+    )

@@ -1,15 +1,15 @@
-"""One-call construction of a translation model from a preset or config.
+"""The megatron-core networks of the kinds ``encdec`` (T5Model) and ``decoder`` (GPTModel).
 
 The tensor-parallel size is read from ``megatron.core.parallel_state`` (initialise it first, see
 :func:`gradvac_ds.training.megatron.init_model_parallel`). Weights are drawn with
 ``use_cpu_initialization``: every sharded matrix is drawn whole from the seeded global RNG and
 sliced, so the same seed gives the same full model for every tensor-parallel size (as long as the
 padded vocabulary is the same) and the same shards on every rank of a tensor-parallel group.
+The front door is :func:`gradvac_ds.training.modeling.registry.build_model`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,7 @@ from megatron.core.models.gpt.gpt_model import GPTModel
 from megatron.core.models.T5.t5_model import T5Model
 from megatron.core.transformer.transformer_config import TransformerConfig
 
-from gradvac_ds.training.modeling.config import (
-    ModelConfig,
-    ModelConfigError,
-    ModelKind,
-    padded_vocab_size,
-    resolve_config,
-    validate_build,
-)
+from gradvac_ds.training.modeling.config import ModelConfig, padded_vocab_size, resolve_config, validate_sizes
 from gradvac_ds.training.modeling.language_model import LanguageModel
 from gradvac_ds.training.modeling.specs import gpt_layer_spec, t5_block_specs
 from gradvac_ds.training.modeling.translation import (
@@ -80,61 +73,33 @@ def transformer_config(cfg: ModelConfig, num_layers: int, tp_size: int) -> Trans
     )
 
 
-def build_model(
-    spec: str | Path | ModelConfig | Mapping[str, Any],
-    vocab_size: int,
-    kind: ModelKind = "encdec",
-    *,
-    seed: int = 1234,
-    pad_id: int = 0,
-    label_smoothing: float | None = None,
-    device: str | torch.device = "cpu",
-) -> TranslationModel:
-    """Build a translation model.
+def build_t5(cfg: ModelConfig, vocab_size: int, tp_size: int, pad_id: int) -> TranslationModel:
+    """The ``encdec`` kind: a megatron-core ``T5Model`` (encoder, decoder with cross-attention)."""
+    encoder_spec, decoder_spec = t5_block_specs(cfg.encoder_layers, cfg.decoder_layers)
+    network = T5Model(
+        config=transformer_config(cfg, cfg.decoder_layers, tp_size),
+        encoder_config=transformer_config(cfg, cfg.encoder_layers, tp_size),
+        transformer_encoder_layer_spec=encoder_spec,
+        transformer_decoder_layer_spec=decoder_spec,
+        vocab_size=padded_vocab_size(vocab_size, tp_size, cfg.make_vocab_size_divisible_by),
+        max_sequence_length=cfg.max_sequence_length,
+        parallel_output=True,
+        share_embeddings_and_output_weights=cfg.share_embeddings,
+        position_embedding_type="learned_absolute",
+    )
+    return EncoderDecoderTranslator(network, cfg, vocab_size, pad_id, cfg.label_smoothing)
 
-    Args:
-        spec: preset name (``models/<name>.yaml``), YAML path, mapping or ModelConfig.
-        vocab_size: real vocabulary size V (embedding rows are padded, see ``padded_vocab_size``).
-        kind: ``"encdec"`` (T5Model) or ``"decoder"`` (GPTModel as conditional LM).
-        seed: seeds the global torch RNG before construction.
-        pad_id: padding token id of the batches.
-        label_smoothing: ε of the loss; None takes the config's ``label_smoothing``.
-        device: where parameters are created; ``"meta"`` builds shapes only (parameter counting).
 
-    All arguments are validated before anything is built.
-    """
-    cfg = resolve_config(spec)
-    if label_smoothing is not None:
-        cfg = dataclasses.replace(cfg, label_smoothing=label_smoothing)
-    tp_size = tensor_parallel_size()
-    validate_build(cfg, vocab_size, kind, tp_size)
-    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocab_size:
-        raise ModelConfigError(f"pad_id must be an integer in [0, {vocab_size}), got {pad_id!r}")
+def build_gpt(cfg: ModelConfig, vocab_size: int, tp_size: int, pad_id: int) -> TranslationModel:
+    """The ``decoder`` kind: a megatron-core ``GPTModel`` as a conditional LM over source ++ target."""
     rows = padded_vocab_size(vocab_size, tp_size, cfg.make_vocab_size_divisible_by)
-    encoder_layers, decoder_layers = cfg.num_layers(kind)
-    torch.manual_seed(seed)
-    with torch.device(device):
-        if kind == "encdec":
-            encoder_spec, decoder_spec = t5_block_specs(encoder_layers, decoder_layers)
-            network = T5Model(
-                config=transformer_config(cfg, decoder_layers, tp_size),
-                encoder_config=transformer_config(cfg, encoder_layers, tp_size),
-                transformer_encoder_layer_spec=encoder_spec,
-                transformer_decoder_layer_spec=decoder_spec,
-                vocab_size=rows,
-                max_sequence_length=cfg.max_sequence_length,
-                parallel_output=True,
-                share_embeddings_and_output_weights=cfg.share_embeddings,
-                position_embedding_type="learned_absolute",
-            )
-            return EncoderDecoderTranslator(network, cfg, vocab_size, pad_id, cfg.label_smoothing)
-        return DecoderOnlyTranslator(_gpt(cfg, rows, tp_size), cfg, vocab_size, pad_id, cfg.label_smoothing)
+    return DecoderOnlyTranslator(_gpt(cfg, rows, tp_size), cfg, vocab_size, pad_id, cfg.label_smoothing)
 
 
 def _gpt(cfg: ModelConfig, rows: int, tp_size: int) -> GPTModel:
     """The megatron-core GPT network of the ``decoder`` kind (causal self-attention only)."""
     return GPTModel(
-        config=transformer_config(cfg, cfg.num_layers("decoder")[1], tp_size),
+        config=transformer_config(cfg, cfg.decoder_only_layers, tp_size),
         transformer_layer_spec=gpt_layer_spec(),
         vocab_size=rows,
         max_sequence_length=cfg.max_sequence_length,
@@ -153,12 +118,12 @@ def build_language_model(
 ) -> LanguageModel:
     """The ``decoder`` kind's GPT network as a causal language model (multilingual pretraining).
 
-    Same network, parameter names and seeding as :func:`build_model` with ``kind="decoder"``;
+    Same network, parameter names and seeding as ``build_model(..., kind="decoder")``;
     the loss is plain cross entropy (no label smoothing), so ``exp(loss)`` is the perplexity.
     """
     cfg = resolve_config(spec)
     tp_size = tensor_parallel_size()
-    validate_build(cfg, vocab_size, "decoder", tp_size)
+    validate_sizes(cfg, vocab_size, tp_size)
     rows = padded_vocab_size(vocab_size, tp_size, cfg.make_vocab_size_divisible_by)
     torch.manual_seed(seed)
     with torch.device(device):
