@@ -17,7 +17,7 @@ from gradvac_ds.training.evaluation import (
     score_corpus,
 )
 from gradvac_ds.training.megatron import init_model_parallel, init_single_process
-from gradvac_ds.training.modeling import DecodingState, build_model, load_preset
+from gradvac_ds.training.modeling import MODEL_SPECS, DecodingState, build_model, load_preset
 
 SPECIAL = SpecialTokens(bos=1, eos=2, pad=0)
 SRC = torch.tensor([[3, 5, 6, 7, 8, 2], [3, 9, 10, 2, 0, 0], [4, 11, 2, 0, 0, 0], [4, 12, 13, 14, 2, 0]])
@@ -77,7 +77,7 @@ def test_max_length_forces_eos() -> None:
     assert beam_search(scorer, src, SPECIAL, 4, beam_size=2) == [[3, 3, 3]]
 
 
-@pytest.mark.parametrize("kind", ["encdec", "decoder"])
+@pytest.mark.parametrize("kind", list(MODEL_SPECS))
 def test_beam_one_equals_greedy_on_real_models(megatron: None, kind: str) -> None:
     cfg = dataclasses.replace(load_preset("tiny"), dropout=0.0, attention_dropout=0.0)
     model = build_model(cfg, 40, kind, seed=7)
