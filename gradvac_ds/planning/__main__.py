@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind",
         default="encdec",
         metavar="KIND",
-        help="model kind of gradvac_ds.training.modeling (default encdec)",
+        help="model kind (gradvac_ds.training.modeling.registry): encdec, decoder, marian; default encdec",
     )
     model.add_argument(
         "--vocab", type=int, default=DEFAULT_VOCAB, help=f"vocabulary (default {DEFAULT_VOCAB})"

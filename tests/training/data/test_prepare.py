@@ -195,9 +195,9 @@ def test_default_directory_is_named_by_the_settings(tmp_path: Path) -> None:
 def test_every_source_has_its_reader_and_a_missing_one_is_an_error() -> None:
     """A source named in SOURCES but without a translation reader is refused, not read as multiway."""
     from gradvac_ds.training.data.config import SOURCES
-    from gradvac_ds.training.data.prepare import PARALLEL_SOURCES, _open_parallel
+    from gradvac_ds.training.data.translation_pipeline import PARALLEL_SOURCES, open_parallel
 
     assert set(SOURCES) == {*PARALLEL_SOURCES, "monolingual"}  # monolingual: the LM pipeline
     config = DataConfig(source="monolingual", path="corpus", languages=("de", "fr"))
     with pytest.raises(DataConfigError, match=r"data.source = 'monolingual' has no translation reader"):
-        _open_parallel(config)
+        open_parallel(config)
