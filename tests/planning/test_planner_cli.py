@@ -106,7 +106,7 @@ def test_unknown_preset_and_kind():
     with pytest.raises(PlanError, match=r"model = 'huge': .*known presets.*'tiny'"):
         model_layout("huge", 8000, "encdec", 1)
     with pytest.raises(
-        PlanError, match=r"kind = 'mlm' is not allowed; choose one of \['encdec', 'decoder'\]"
+        PlanError, match=r"kind = 'mlm' is not allowed; choose one of \['encdec', 'decoder', 'marian'\]"
     ):
         model_layout("tiny", 8000, "mlm", 1)
 
