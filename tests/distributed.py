@@ -20,6 +20,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def init_single_process(backend: str = "gloo") -> None:
+    """Make this test process a world of one (free local port) unless torch.distributed is up."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+
+
 def run_torchrun(script: str, nproc: int, out: Path, *args: str, timeout: int = 900) -> dict[str, dict]:
     """Run ``tests/workers/<script>`` on ``nproc`` gloo processes; return its JSON lines by case."""
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")

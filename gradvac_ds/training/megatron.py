@@ -8,7 +8,6 @@ the tensor-parallel group, then everything over the data-parallel group.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 
 import torch.distributed as dist
@@ -66,19 +65,6 @@ def init_model_parallel(tensor_parallel_size: int = 1) -> None:
             )
         return
     parallel_state.initialize_model_parallel(tensor_model_parallel_size=tensor_parallel_size)
-
-
-def init_single_process(backend: str = "gloo") -> None:
-    """Make this process a world of one (free local TCP port) unless torch.distributed is initialised.
-
-    For decoding or tests in a plain Python process; launched jobs use ``deepspeed.init_distributed``.
-    """
-    if dist.is_initialized():
-        return
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from gradvac_ds.analysis.log import SimilarityLog
 from gradvac_ds.config import split_config
 from gradvac_ds.training import checkpointing, jit_ops, monitoring, outputs
 from gradvac_ds.training.build import build_engine, device, setup_distributed
-from gradvac_ds.training.data import PreparedData, iter_eval_batches, open_prepared
+from gradvac_ds.training.data import PreparedData, iter_eval_batches, open_prepared, parse_task_name
 from gradvac_ds.training.errors import Interrupted
 from gradvac_ds.training.evaluation import SpecialTokens, beam_search, greedy_decode, score_by_pair
 from gradvac_ds.training.megatron import parallel_groups
@@ -358,7 +358,7 @@ def write_piece_counts(path: Path, data: PreparedData) -> None:
         if data.is_lm:
             language, pieces = task.task, [task.sample(i) for i in range(count)]
         else:
-            src, tgt = task.task.split("-")
+            src, tgt = parse_task_name(task.task)
             language, side = (src, 0) if tgt == pivot else (tgt, 1)
             pieces = [task.dataset[2 * i + side] for i in range(count)]
         if language not in counts and pieces:

@@ -8,6 +8,7 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 import pytest
 import torch
+from distributed import init_single_process
 
 from gradvac_ds.training.evaluation import (
     SpecialTokens,
@@ -16,7 +17,7 @@ from gradvac_ds.training.evaluation import (
     score_by_pair,
     score_corpus,
 )
-from gradvac_ds.training.megatron import init_model_parallel, init_single_process
+from gradvac_ds.training.megatron import init_model_parallel
 from gradvac_ds.training.modeling import MODEL_SPECS, DecodingState, build_model, load_preset
 
 SPECIAL = SpecialTokens(bos=1, eos=2, pad=0)

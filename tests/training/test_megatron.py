@@ -6,14 +6,10 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 import pytest
 import torch.distributed as dist
+from distributed import init_single_process
 from megatron.core import parallel_state
 
-from gradvac_ds.training.megatron import (
-    MegatronMPU,
-    init_model_parallel,
-    init_single_process,
-    parallel_groups,
-)
+from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel, parallel_groups
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,8 @@ from gradvac_ds.grouping import group_parameters
 from gradvac_ds.layout import ParallelLayout
 from gradvac_ds.reference import dense_gradvac_groups
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
-from gradvac_ds.training.modeling import build_model, is_tensor_parallel, padded_vocab_size
+from gradvac_ds.training.modeling import build_model, padded_vocab_size
+from gradvac_ds.zero import is_tensor_parallel_parameter
 
 TP = 2
 TASKS = ["de-en", "fr-en", "ja-en"]
@@ -210,7 +211,7 @@ def full_parameters(gv) -> dict[str, torch.Tensor]:
         if not p.requires_grad:  # Marian's fixed sinusoid tables: not in the reference either
             continue
         local = (safe_get_full_fp32_param(p) if stage3 else p).detach().float().contiguous()
-        if is_tensor_parallel(p):
+        if is_tensor_parallel_parameter(p):
             shards = [torch.empty_like(local) for _ in range(dist.get_world_size(group=tp_group))]
             dist.all_gather(shards, local, group=tp_group)
             local = torch.cat(shards, dim=p.partition_dim)
@@ -301,8 +302,8 @@ def case(
         "group_names": names,
         "group_names_agree_across_ranks": all(n == names for n in everyone),
         "group_names_match_tp1": names == ref["group_names"],
-        "sharded_params": sum(is_tensor_parallel(p) for p in params),
-        "replicated_params": sum(not is_tensor_parallel(p) for p in params),
+        "sharded_params": sum(is_tensor_parallel_parameter(p) for p in params),
+        "replicated_params": sum(not is_tensor_parallel_parameter(p) for p in params),
         "fired": fired,
         "moved": max((want[n] - init[n]).abs().max().item() for n in want) / scale,
         "clipped_steps": sum(n > CLIP for n in ref["grad_norms"]),

@@ -11,7 +11,6 @@ from gradvac_ds.training.modeling.config import (
 )
 from gradvac_ds.training.modeling.language_model import LanguageModel
 from gradvac_ds.training.modeling.megatron_models import build_language_model, tensor_parallel_size
-from gradvac_ds.training.modeling.naming import ParameterLocation, is_tensor_parallel, parameter_location
 from gradvac_ds.training.modeling.registry import (
     MODEL_SPECS,
     ModelSpec,
@@ -36,17 +35,14 @@ __all__ = [
     "ModelConfig",
     "ModelConfigError",
     "ModelSpec",
-    "ParameterLocation",
     "TranslationModel",
     "build_language_model",
     "build_model",
     "count_parameters",
-    "is_tensor_parallel",
     "known_presets",
     "load_preset",
     "model_spec",
     "padded_vocab_size",
-    "parameter_location",
     "resolve_config",
     "tensor_parallel_size",
     "validate_build",

@@ -6,6 +6,25 @@ The tensor-parallel size is read from ``megatron.core.parallel_state`` (initiali
 sliced, so the same seed gives the same full model for every tensor-parallel size (as long as the
 padded vocabulary is the same) and the same shards on every rank of a tensor-parallel group.
 The front door is :func:`gradvac_ds.training.modeling.registry.build_model`.
+
+Parameter names, which GradVac's grouping reads (:mod:`gradvac_ds.grouping`).
+Names (from ``TranslationModel.named_parameters()``; DeepSpeed's ``engine.module`` gives the same):
+
+* ``model.embedding.word_embeddings.weight`` (vocabulary-parallel; also the output matrix when
+  tied), ``model.embedding.position_embeddings.weight`` (replicated)
+* ``model.encoder.layers.<i>.<sublayer>...`` encoder-decoder only
+* ``model.decoder.layers.<i>.<sublayer>...`` the decoder of either kind (decoder-only: all layers)
+  with sublayers ``input_layernorm``, ``self_attention.linear_qkv``, ``self_attention.linear_proj``,
+  ``pre_cross_attn_layernorm``, ``cross_attention.linear_q|linear_kv|linear_proj`` (encoder-decoder
+  decoder only), ``pre_mlp_layernorm``, ``mlp.linear_fc1``, ``mlp.linear_fc2``
+* ``model.encoder.final_layernorm.*``, ``model.decoder.final_layernorm.*``
+* output: ``model.output_layer.weight`` (GPT, untied), ``model.lm_head.output_layer.weight`` (T5,
+  untied) or ``model.lm_head.output_layer.bias`` (T5, tied).
+
+Tensor-parallel-sharded parameters carry ``tensor_model_parallel=True`` (with ``partition_dim``):
+word embeddings, output weights/T5 bias, ``linear_qkv``/``linear_q``/``linear_kv``/``linear_fc1``
+weights and biases, ``linear_proj``/``linear_fc2`` weights. LayerNorms, position embeddings and the
+``linear_proj``/``linear_fc2`` biases are replicated on every tensor-parallel rank.
 """
 
 from __future__ import annotations

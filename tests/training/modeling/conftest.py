@@ -7,8 +7,9 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 import pytest
 import torch
+from distributed import init_single_process
 
-from gradvac_ds.training.megatron import init_model_parallel, init_single_process
+from gradvac_ds.training.megatron import init_model_parallel
 from gradvac_ds.training.modeling import ModelConfig, load_preset
 
 

@@ -7,16 +7,15 @@ import math
 import pytest
 import torch
 
+from gradvac_ds.grouping import stack_layer
 from gradvac_ds.training.modeling import (
     MODEL_SPECS,
     ModelConfig,
     TranslationModel,
     build_model,
-    parameter_location,
 )
 
 KINDS = list(MODEL_SPECS)
-MEGATRON_KINDS = ["encdec", "decoder"]
 VOCAB = 50
 
 
@@ -136,18 +135,14 @@ def test_bad_batches(megatron_tp1: None, tiny: ModelConfig, batch, kind: str) ->
         model(too_long, too_long)
 
 
-@pytest.mark.parametrize("kind", MEGATRON_KINDS)
-def test_parameter_locations(megatron_tp1: None, tiny: ModelConfig, kind: str) -> None:
+def test_parameter_names_give_the_spec_layers(megatron_tp1: None, tiny: ModelConfig, kind: str) -> None:
+    """The grouping finds every layer the registry says the kind has, by name, and nothing more."""
     model = build_model(tiny, VOCAB, kind)
-    locations = {parameter_location(n) for n, _ in model.named_parameters()}
+    layers = {stack_layer(n) for n, _ in model.named_parameters()} - {None}
     encoder_layers, decoder_layers = MODEL_SPECS[kind].num_layers(tiny)
-    layers = {(loc.stack, loc.layer) for loc in locations if loc.layer is not None}
     assert layers == {("encoder", i) for i in range(encoder_layers)} | {
         ("decoder", i) for i in range(decoder_layers)
     }
-    assert {loc.stack for loc in locations if loc.layer is None} >= {"embedding", "decoder"}
-    with pytest.raises(ValueError, match="not one of the translation model's parameters"):
-        parameter_location("something.else")
 
 
 def test_the_source_reaches_every_target_position(

@@ -13,7 +13,8 @@ import torch.multiprocessing as mp
 
 from gradvac_ds.training.evaluation import SpecialTokens, beam_search, greedy_decode
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel, parallel_groups
-from gradvac_ds.training.modeling import build_model, count_parameters, is_tensor_parallel, load_preset
+from gradvac_ds.training.modeling import build_model, count_parameters, load_preset
+from gradvac_ds.zero import is_tensor_parallel_parameter
 
 KINDS = ("encdec", "decoder")
 VOCAB = 60  # padded to 64 rows for TP=1 and TP=2 alike (tiny: make_vocab_size_divisible_by 8)
@@ -36,7 +37,7 @@ def _run(kind: str) -> dict:
     grads = {}
     for name, p in model.named_parameters():
         grad = p.grad
-        if is_tensor_parallel(p):
+        if is_tensor_parallel_parameter(p):
             shards = [torch.empty_like(grad) for _ in range(dist.get_world_size(group))]
             dist.all_gather(shards, grad.contiguous(), group=group)
             grad = torch.cat(shards, dim=p.partition_dim)
