@@ -1,11 +1,11 @@
 """GradVac at scale on this machine: megatron-core GPT models up to >= 100M parameters on 2 CPU ranks.
 
 ``python benchmarks/bench_scale.py`` trains, for each model size (``--sizes``) and ZeRO stage
-(``--stages``, default 2 and 3), plain DeepSpeed and GradVacEngine for a few steps each, every run in
-fresh processes (``--world`` gloo ranks, one thread each), so that each run's peak RSS is its own.
-Then a K sweep (``--k-sweep``, default 4, 16, 64) on the first size: K known tasks of which each step
-samples ``--tasks-per-step`` (one micro-batch each), so the task buffers keep that many rows while
-the Gram, its all-reduce and the solver grow with K.
+(``--stages``, default 2 and 3), plain DeepSpeed and GradVacEngine: a paired timing run and one
+memory run per mode (``--world`` ranks of one thread each, on the accelerator's backend). Then a K
+sweep (``--k-sweep``, default 4, 16, 64) on the first size: K known tasks of which each step samples
+``--tasks-per-step`` (one micro-batch each), so the task buffers keep that many rows while the Gram,
+its all-reduce and the solver grow with K.
 
 Models: megatron-core ``GPTModel`` built by :func:`gradvac_ds.training.modeling.build_model`
 (decoder-only translator, learned positions, tied embeddings). Sizes (``name=hidden:layers:ffn:heads:vocab``):
@@ -15,17 +15,25 @@ x stages 2, 3 and the four baselines) took 20 minutes on two cores shared with a
 average ~8; its step times are disturbed by that job); ``--sizes medium`` or a larger custom size
 for more.
 
-Per run it reports: the median step time (slower rank) of ``--steps`` steps after ``--warmup``,
-GradVac's phases (through the engine's ``StepObserver``), the task-buffer and Gram bytes, and the
-peak RSS per rank (``VmHWM``, reset after ``deepspeed.initialize`` so that the full model drawn
-before ZeRO-3 partitions it does not count) against the planner's prediction for the run's exact
-parameter layout, bucket size (``--bucket``) and optimizer path (torch's single-tensor Adam, its
-CPU default): :func:`gradvac_ds.planning.plan`'s per-rank ``total`` for GradVac, its
-``plain_total`` for plain DeepSpeed (model states, DeepSpeed's buffers, task buffers, and the
-larger of activations plus the backward's transients and the optimizer step's), plus the fixed RSS
-of the process (interpreter, libraries and the code pages training touches, threads, gloo): the
-peak RSS of a run of the same stage and mode on a ~0.1M-parameter baseline model, less that
-model's own planner total.
+**Step time** comes from paired runs: plain DeepSpeed and GradVac on two copies of the same model in
+the same processes, one step of each per round, the order alternating, on the same batches, so that
+the box's drift (another job, frequency, the allocator's state) hits both alike. The ratio is the
+median of the per-round ratios GradVac / plain (slower rank), with its distribution-free 95 %
+interval; rounds continue until that interval is within ``--tolerance`` (2 %) of the median, from
+``--min-rounds`` to ``--max-rounds``. Plain is measured again for every K of the sweep, and CPU
+time (all ranks) is reported beside the wall time.
+
+**Memory** runs take each mode in fresh processes, so that each peak is its own. Per run they report
+GradVac's phases (through the engine's ``StepObserver``, median of ``--steps`` steps after
+``--warmup``), the task-buffer and Gram bytes, and the peak RSS per rank (``VmHWM``, reset after
+``deepspeed.initialize`` so that the full model drawn before ZeRO-3 partitions it does not count)
+against the planner's prediction for the run's exact parameter layout, bucket size (``--bucket``)
+and optimizer path (torch's single-tensor Adam, its CPU default): :func:`gradvac_ds.planning.plan`'s
+per-rank ``total`` for GradVac, its ``plain_total`` for plain DeepSpeed (model states, DeepSpeed's
+buffers, task buffers, and the larger of activations plus the backward's transients and the
+optimizer step's), plus the fixed RSS of the process (interpreter, libraries and the code pages
+training touches, threads, gloo): the peak RSS of a run of the same stage and mode on a
+~0.1M-parameter baseline model, less that model's own planner total.
 
 glibc raises its mmap threshold whenever a large block is freed, after which freed tensor memory
 stays in the heap and counts in the RSS (measured: +0.5 GiB on a 33M-parameter ZeRO-3 run); the
@@ -97,6 +105,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bucket", type=int, default=2_000_000, help="DeepSpeed reduce/all-gather bucket elements"
     )
     parser.add_argument("--world", type=int, default=2)
+    parser.add_argument(
+        "--min-rounds", type=int, default=8, help="paired timing: rounds before the interval is judged"
+    )
+    parser.add_argument("--max-rounds", type=int, default=40, help="paired timing: most rounds")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.02,
+        help="paired timing: stop when the 95%% interval of the median ratio is within +-tolerance of it",
+    )
     parser.add_argument(
         "--malloc-mmap-threshold",
         type=int,
@@ -194,6 +212,103 @@ def python_items(gv) -> int:
     return 2 * chunks + sum(len(layout.fragments) for layout in gv.adapter.layouts)
 
 
+def run_step(engine, gv, args, run: dict[str, Any], step: int, rank: int, device) -> tuple[float, float]:
+    """One optimizer step of plain DeepSpeed (``gv`` None) or GradVac over the step's tasks; returns
+    this rank's (wall, CPU) seconds, the accelerator synchronised at both ends."""
+    import deepspeed
+    from deepspeed import comm as dist
+
+    accelerator = deepspeed.get_accelerator()
+    dist.barrier()
+    accelerator.synchronize()
+    start, cpu = time.perf_counter(), time.process_time()
+    for k in step_tasks(run, step):
+        src, tgt = (t.to(device) for t in batch(args, run["dims"][4], step, k, rank))
+        if gv is None:
+            engine.backward(engine(src, tgt))
+            engine.step()
+        else:
+            with gv.task(f"t{k}", micro_batches=1):
+                gv.backward(gv(src, tgt))
+    if gv is not None:
+        gv.step()
+    accelerator.synchronize()
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def paired_worker(args: argparse.Namespace, run: dict[str, Any]) -> None:
+    """Plain DeepSpeed and GradVac on two copies of the same model in the same processes, one step
+    of each per round, the order alternating, on the same batches. The per-round ratio GradVac /
+    plain (the slower rank's wall time of each) is collected until the 95 % interval of its median
+    lies within ``--tolerance`` of it (after ``--min-rounds``, at most ``--max-rounds``); CPU time
+    (``time.process_time``, all ranks summed) is reported beside it. Every rank sees the same
+    all-reduced times, so all stop at the same round."""
+    import deepspeed
+    from deepspeed import comm as dist
+    from harness import median_interval
+
+    from gradvac_ds.engine import GradVacEngine, split_config
+    from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
+    from gradvac_ds.training.modeling import build_model
+
+    torch.set_num_threads(1)
+    logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+    deepspeed.utils.logger.setLevel(logging.WARNING)
+    accelerator = deepspeed.get_accelerator()
+    deepspeed.init_distributed(dist_backend=accelerator.communication_backend_name())
+    device = torch.device(accelerator.current_device_name())
+    init_model_parallel(1)
+    rank = dist.get_rank()
+    ds_cfg, gv_cfg = split_config(ds_config(run, args))
+    engines = {}
+    for mode in ("plain", "gradvac"):
+        model = build_model(model_config(tuple(run["dims"]), args.seq), run["dims"][4], "decoder", seed=1)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_cfg, mpu=MegatronMPU())
+        engines[mode] = (engine, GradVacEngine(engine, gv_cfg) if mode == "gradvac" else None)
+    wall: dict[str, list[float]] = {"plain": [], "gradvac": []}
+    cpu: dict[str, list[float]] = {"plain": [], "gradvac": []}
+    ratios: list[float] = []
+    interval = (math.nan, math.nan, math.nan)
+    for rnd in range(args.warmup + args.max_rounds):
+        order = ("plain", "gradvac") if rnd % 2 == 0 else ("gradvac", "plain")
+        measured = {mode: run_step(*engines[mode], args, run, rnd, rank, device) for mode in order}
+        times = torch.tensor([measured["plain"][0], measured["gradvac"][0]], dtype=torch.float64)
+        dist.all_reduce(times, op=dist.ReduceOp.MAX)
+        seconds = torch.tensor([measured["plain"][1], measured["gradvac"][1]], dtype=torch.float64)
+        dist.all_reduce(seconds)
+        if rnd < args.warmup:
+            continue
+        for i, mode in enumerate(("plain", "gradvac")):
+            wall[mode].append(float(times[i]))
+            cpu[mode].append(float(seconds[i]))
+        ratios.append(float(times[1] / times[0]))
+        interval = median_interval(ratios)
+        if rank == 0:
+            print(f"[bench_scale] {run['label']} round {len(ratios)}: ratio {interval[0]:.3f} "
+                  f"[{interval[1]:.3f}, {interval[2]:.3f}]", file=sys.stderr)  # fmt: skip
+        if len(ratios) >= args.min_rounds and interval[2] - interval[1] <= 2 * args.tolerance * interval[0]:
+            break
+    median, low, high = interval
+    report = {
+        **run,
+        "rounds": len(ratios),
+        "ratio": median,
+        "ratio_low": low,
+        "ratio_high": high,
+        "converged": high - low <= 2 * args.tolerance * median,
+        "plain_step_s": statistics.median(wall["plain"]),
+        "gradvac_step_s": statistics.median(wall["gradvac"]),
+        "cpu_ratio": statistics.median(g / p for g, p in zip(cpu["gradvac"], cpu["plain"], strict=True)),
+        "plain_cpu_s": statistics.median(cpu["plain"]),
+        "gradvac_cpu_s": statistics.median(cpu["gradvac"]),
+        "accelerator": accelerator.device_name(),
+    }
+    if rank == 0:
+        Path(args.out).write_text(json.dumps(report))
+    dist.barrier()
+
+
 def worker(args: argparse.Namespace) -> None:
     import deepspeed
     from deepspeed import comm as dist
@@ -207,8 +322,11 @@ def worker(args: argparse.Namespace) -> None:
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     deepspeed.utils.logger.setLevel(logging.WARNING)
     run = json.loads(args.scale_run)
+    if run["kind"] == "pair":
+        paired_worker(args, run)
+        return
     accelerator = deepspeed.get_accelerator()
-    deepspeed.init_distributed(dist_backend="gloo" if accelerator.device_name() == "cpu" else None)
+    deepspeed.init_distributed(dist_backend=accelerator.communication_backend_name())
     device = torch.device(accelerator.current_device_name())
     init_model_parallel(1)
     rank = dist.get_rank()
@@ -226,23 +344,8 @@ def worker(args: argparse.Namespace) -> None:
     reset = reset_peak_memory()
     times, phases = [], []
     for step in range(args.warmup + args.steps):
-        tasks = step_tasks(run, step)
         timer.active = step >= args.warmup
-        dist.barrier()
-        accelerator.synchronize()
-        start = time.perf_counter()
-        for k in tasks:
-            src, tgt = (t.to(device) for t in batch(args, dims[4], step, k, rank))
-            if gv is None:
-                engine.backward(engine(src, tgt))
-                engine.step()
-            else:
-                with gv.task(f"t{k}", micro_batches=1):
-                    gv.backward(gv(src, tgt))
-        if gv is not None:
-            gv.step()
-        accelerator.synchronize()
-        times.append(time.perf_counter() - start)
+        times.append(run_step(engine, gv, args, run, step, rank, device)[0])
         phases.append(timer.take())
         if rank == 0:
             print(f"[bench_scale] {run['label']} step {step + 1}/{args.warmup + args.steps}", file=sys.stderr)
@@ -289,31 +392,52 @@ def worker(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------------------------- driver
 def runs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The memory runs (``kind: memory``, one mode in fresh processes: peak memory, phases) and the
+    timing runs (``kind: pair``, plain and GradVac interleaved in the same processes)."""
     sizes = size_table(args.sizes)
+    stages = [int(s) for s in args.stages.split(",")]
     out = []
-    for stage in (int(s) for s in args.stages.split(",")):
+
+    def add(kind: str, label: str, size: str, dims, stage: int, mode: str, k: int, per: int, sweep: bool):
+        out.append({"kind": kind, "label": label, "size": size, "dims": dims, "stage": stage, "mode": mode,
+                    "K": k, "per_step": per, "sweep": sweep})  # fmt: skip
+
+    for stage in stages:
         for mode in ("plain", "gradvac"):
-            out.append(
-                {"label": f"baseline z{stage} {mode}", "size": "baseline", "dims": BASELINE, "stage": stage,
-                 "mode": mode, "K": args.tasks, "per_step": args.tasks, "sweep": False}
-            )  # fmt: skip
+            add(
+                "memory",
+                f"baseline z{stage} {mode}",
+                "baseline",
+                BASELINE,
+                stage,
+                mode,
+                args.tasks,
+                args.tasks,
+                False,
+            )
     for name, dims in sizes.items():
-        for stage in (int(s) for s in args.stages.split(",")):
+        for stage in stages:
             for mode in ("plain", "gradvac"):
-                out.append(
-                    {"label": f"{name} z{stage} {mode}", "size": name, "dims": dims, "stage": stage,
-                     "mode": mode, "K": args.tasks, "per_step": args.tasks, "sweep": False}
-                )  # fmt: skip
+                add(
+                    "memory",
+                    f"{name} z{stage} {mode}",
+                    name,
+                    dims,
+                    stage,
+                    mode,
+                    args.tasks,
+                    args.tasks,
+                    False,
+                )
+            add("pair", f"{name} z{stage} timing", name, dims, stage, "pair", args.tasks, args.tasks, False)
     sweep = [int(k) for k in args.k_sweep.split(",") if k]
     if sweep:
         name, dims = next(iter(sizes.items()))
-        stage = int(args.stages.split(",")[0])
-        per = args.tasks_per_step
-        out.append({"label": f"{name} z{stage} plain sweep", "size": name, "dims": dims, "stage": stage,
-                    "mode": "plain", "K": per, "per_step": per, "sweep": True})  # fmt: skip
+        stage, per = stages[0], args.tasks_per_step
+        add("memory", f"{name} z{stage} plain sweep", name, dims, stage, "plain", per, per, True)
         for k in sweep:
-            out.append({"label": f"{name} z{stage} K={k}", "size": name, "dims": dims, "stage": stage,
-                        "mode": "gradvac", "K": k, "per_step": min(per, k), "sweep": True})  # fmt: skip
+            add("memory", f"{name} z{stage} K={k}", name, dims, stage, "gradvac", k, min(per, k), True)
+            add("pair", f"{name} z{stage} K={k} timing", name, dims, stage, "pair", k, min(per, k), True)
     return out
 
 
@@ -333,18 +457,22 @@ def predict(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(results: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row per GradVac memory run, with the timing of its paired run (same size, stage, K)."""
     plain = {(r["size"], r["stage"], r["per_step"]): r for r in results if r["mode"] == "plain"}
+    timing = {(p["size"], p["stage"], p["K"], p["sweep"]): p for p in pairs}
     rows = []
     for r in results:
         if r["mode"] != "gradvac":
             continue
         base = plain.get((r["size"], r["stage"], r["per_step"]))
+        pair = timing[r["size"], r["stage"], r["K"], r["sweep"]]
         rows.append({
             "label": r["label"], "size": r["size"], "stage": r["stage"], "K": r["K"], "sweep": r["sweep"],
-            "P": r["P"], "L": r["L"], "step_s": r["median_step_s"],
-            "plain_step_s": base["median_step_s"] if base else None,
-            "ratio_vs_plain": r["median_step_s"] / base["median_step_s"] if base else None,
+            "P": r["P"], "L": r["L"], "step_s": pair["gradvac_step_s"], "plain_step_s": pair["plain_step_s"],
+            "ratio_vs_plain": pair["ratio"], "ratio_low": pair["ratio_low"], "ratio_high": pair["ratio_high"],
+            "rounds": pair["rounds"], "converged": pair["converged"], "cpu_ratio_vs_plain": pair["cpu_ratio"],
+            "cpu_s": pair["gradvac_cpu_s"], "plain_cpu_s": pair["plain_cpu_s"],
             "peak_rss": r["peak_rss_bytes"], "predicted_rss": r["predicted_rss_bytes"],
             "rss_over_predicted": r["peak_rss_bytes"] / r["predicted_rss_bytes"],
             "plain_peak_rss": base["peak_rss_bytes"] if base else None,
@@ -359,8 +487,8 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def emit(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    rows = summarise(results)["rows"]
+def emit(results: list[dict[str, Any]], pairs: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    rows = summarise(results, pairs)["rows"]
     mib = 2**20
     where = results[0]["accelerator"]
     backend = "gloo ranks on CPU" if where == "cpu" else f"ranks on {where}"
@@ -368,13 +496,21 @@ def emit(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
           f"micro-batch {args.batch}x{2 * args.seq} tokens, {args.steps} timed steps after "
           f"{args.warmup} warm-up\n")  # fmt: skip
     print_table(
-        "per run (GradVac vs plain DeepSpeed in fresh processes; 'RSS' columns: the peak "
-        f"{results[0]['memory']}, max over ranks)",
-        [("run", 22, ""), ("P", 12, ","), ("L", 3, ""), ("gv s", 8, ".2f"), ("plain s", 8, ".2f"),
-         ("ratio", 7, ".3f"), ("RSS MiB", 8, ".0f"), ("pred MiB", 9, ".0f"), ("RSS/pred", 9, ".3f"),
+        "step time: plain and GradVac interleaved in the same processes, one step each per round; "
+        "ratio = median per-round ratio (slower rank) with its 95% interval; CPU: all ranks",
+        [("run", 22, ""), ("gv s", 8, ".3f"), ("plain s", 8, ".3f"), ("ratio", 7, ".3f"), ("low", 7, ".3f"),
+         ("high", 7, ".3f"), ("rounds", 7, ""), ("CPU ratio", 10, ".3f")],
+        [[r["label"], r["step_s"], r["plain_step_s"], r["ratio_vs_plain"], r["ratio_low"], r["ratio_high"],
+          r["rounds"], r["cpu_ratio_vs_plain"]] for r in rows],
+    )  # fmt: skip
+    print_table(
+        f"memory (each mode in fresh processes; 'RSS' columns: the peak {results[0]['memory']}, "
+        "max over ranks)",
+        [("run", 22, ""), ("P", 12, ","), ("L", 3, ""),
+         ("RSS MiB", 8, ".0f"), ("pred MiB", 9, ".0f"), ("RSS/pred", 9, ".3f"),
          ("plain RSS", 10, ".0f"), ("plain pred", 11, ".0f"), ("plain RSS/pred", 15, ".3f"),
          ("buffers MiB", 12, ".1f"), ("Gram B", 9, ","), ("py items", 9, ",")],
-        [[r["label"], r["P"], r["L"], r["step_s"], r["plain_step_s"], r["ratio_vs_plain"],
+        [[r["label"], r["P"], r["L"],
           r["peak_rss"] / mib,
           r["predicted_rss"] / mib, r["rss_over_predicted"],
           r["plain_peak_rss"] / mib if r["plain_peak_rss"] else None,
@@ -393,14 +529,17 @@ def emit(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     largest = max(sizes, key=lambda r: r["P"]) if sizes else None
     summary = {
         "largest_P": largest["P"] if largest else None,
-        "max_step_time_ratio_vs_plain": max(
-            (r["ratio_vs_plain"] for r in sizes if r["ratio_vs_plain"]), default=None
-        ),
+        "max_step_time_ratio_vs_plain": max((r["ratio_vs_plain"] for r in sizes), default=None),
+        "max_step_time_ratio_high": max((r["ratio_high"] for r in sizes), default=None),
+        "max_cpu_time_ratio_vs_plain": max((r["cpu_ratio_vs_plain"] for r in sizes), default=None),
+        "timing_converged": all(r["converged"] for r in rows),
         "max_abs_rss_error_vs_planner": max(
             (abs(x - 1) for r in rows for x in (r["rss_over_predicted"], r["plain_rss_over_predicted"]) if x),
             default=None,
         ),
         "sweep_ratio_vs_plain": {str(r["K"]): r["ratio_vs_plain"] for r in sweep},
+        "sweep_ratio_interval": {str(r["K"]): [r["ratio_low"], r["ratio_high"]] for r in sweep},
+        "sweep_cpu_ratio_vs_plain": {str(r["K"]): r["cpu_ratio_vs_plain"] for r in sweep},
         "sweep_gram_bytes": {str(r["K"]): r["gram_bytes"] for r in sweep},
         "memory": results[0]["memory"],
         "accelerator": results[0]["accelerator"],
@@ -461,7 +600,8 @@ def main() -> None:
         if report is None:
             sys.exit(1)
         results.append(report)
-    emit(predict(results), args)
+    memory = [r for r in results if r["kind"] == "memory"]
+    emit(predict(memory), [r for r in results if r["kind"] == "pair"], args)
 
 
 if __name__ == "__main__":

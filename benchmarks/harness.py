@@ -7,14 +7,16 @@ collectives from its ``Comm``, and DeepSpeed's gradient reductions from DeepSpee
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -194,6 +196,23 @@ def launch_workers(script: str, argv: list[str], world: int, name: str) -> dict[
             print(f"{name}: workers failed (rc={proc.returncode})", file=sys.stderr)
             return None
         return json.loads(out.read_text())
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """(median, low, high): the median of ``values`` and its distribution-free confidence interval.
+
+    With the n values sorted, ``[x_(j), x_(n+1-j)]`` (1-based) covers the true median with
+    probability ``1 - 2 P(B <= j - 1)``, B ~ Binomial(n, 1/2), whatever the distribution; j is the
+    largest rank whose coverage is at least ``confidence``. Below 6 values no such interval exists
+    at 95 %: the whole range is returned.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    j, below = 1, 1 / 2**n  # below = P(B <= j - 1)
+    while j + 1 <= (n + 1) // 2 and 1 - 2 * (below + math.comb(n, j) / 2**n) >= confidence:
+        below += math.comb(n, j) / 2**n
+        j += 1
+    return statistics.median(ordered), ordered[j - 1], ordered[n - j]
 
 
 def print_table(title: str, columns: list[tuple[str, int, str]], rows: list[list[Any]]) -> None:

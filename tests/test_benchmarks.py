@@ -61,10 +61,16 @@ def test_bench_scale_compares_rss_with_the_planner(tmp_path):
     row = _last_json(
         "bench_scale.py", "--sizes", "toy=64:2:128:2:512", "--stages", "2", "--k-sweep", "4",
         "--tasks", "2", "--tasks-per-step", "2", "--steps", "1", "--warmup", "0", "--world", "1",
-        "--seq", "8", "--plot", str(tmp_path / "scale.png"),
+        "--seq", "8", "--plot", str(tmp_path / "scale.png"), "--min-rounds", "6", "--max-rounds", "7",
     )  # fmt: skip
     assert (tmp_path / "scale.png").stat().st_size > 0
     size_run, sweep_run = row["runs"]
+    for run in (size_run, sweep_run):  # the paired timing: its own plain per K, an interval, CPU time
+        assert 6 <= run["rounds"] <= 7 and run["plain_step_s"] > 0 and run["cpu_ratio_vs_plain"] > 0
+        assert run["ratio_low"] <= run["ratio_vs_plain"] <= run["ratio_high"]
+        assert run["converged"] == (run["ratio_high"] - run["ratio_low"] <= 0.04 * run["ratio_vs_plain"])
+    assert row["sweep_ratio_interval"]["4"] == [sweep_run["ratio_low"], sweep_run["ratio_high"]]
+    assert row["max_step_time_ratio_vs_plain"] == size_run["ratio_vs_plain"]
     assert size_run["task_buffer_bytes"] > 0 and size_run["gram_bytes"] == size_run["L"] * 2 * 2 * 8
     assert sweep_run["K"] == 4 and sweep_run["gram_bytes"] == sweep_run["L"] * 4 * 4 * 8
     assert 0.5 < size_run["rss_over_predicted"] < 2.0
@@ -96,3 +102,17 @@ def test_the_naive_baseline_keeps_its_task_rows_on_the_models_device():
     baseline = NaiveDataParallelGradVac(model, torch.optim.SGD(model.parameters(), lr=0.1), ["a", "b"])
     assert baseline.buffer.device == next(model.parameters()).device
     assert baseline.task_buffer_bytes == 2 * sum(p.numel() for p in model.parameters()) * 4
+
+
+def test_the_median_interval_covers_at_95_percent_and_no_wider():
+    """Order-statistic ranks of the median's interval, checked against the binomial law."""
+    sys.path.insert(0, str(BENCHMARKS))
+    from harness import median_interval
+    from scipy.stats import binom
+
+    assert median_interval([3.0, 1.0, 2.0]) == (2.0, 1.0, 3.0)  # too few values: the whole range
+    for n in (6, 10, 25, 40):
+        median, low, high = median_interval([float(v) for v in range(1, n + 1)])
+        j = int(low)
+        assert high == n + 1 - j and median == (n + 1) / 2
+        assert 1 - 2 * binom.cdf(j - 1, n, 0.5) >= 0.95 > 1 - 2 * binom.cdf(j, n, 0.5)
