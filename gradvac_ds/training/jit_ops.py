@@ -9,7 +9,11 @@ with the lock's path when the lock's owner is gone: no process holds the file op
 (:func:`lock_holders`, from ``/proc/<pid>/fd``). A build in progress, however slow, has its owner
 alive and is left to torch. Where ``/proc`` cannot be read (not Linux), or some processes' file
 tables are hidden from this user, a lock counts as stale only when it is also older than
-:data:`STALE_AFTER_S`. ``python -m gradvac_ds.training.jit_ops`` (run by ``scripts/setup_env.sh``)
+:data:`STALE_AFTER_S`. A build that ends closes the lock and then removes it, so a lock seen without
+a holder is looked at again after :data:`RECHECK_S`: only the same file (inode and mtime), still
+there and still without a holder, is stale. (Without that second look, a run starting while
+another rank loaded the cached op in a few milliseconds could catch the lock between the close and
+the remove.) ``python -m gradvac_ds.training.jit_ops`` (run by ``scripts/setup_env.sh``)
 compiles the ops at setup, so that no run compiles them at all.
 
 Only the ops this accelerator builds just in time are concerned (none on CUDA: NCCL needs none).
@@ -31,6 +35,8 @@ JIT_BUILDERS = ("ShareMemCommBuilder",)
 STALE_AFTER_S = 600.0
 """Where the owner cannot be told (no ``/proc``, hidden processes): a lock this old with no visible
 holder is stale; the op compiles in well under a minute on 2 CPU cores."""
+RECHECK_S = 1.0
+"""Seconds between the two looks at a lock without a holder."""
 PROC = Path("/proc")
 
 
@@ -92,6 +98,23 @@ def lock_holders(lock: Path) -> tuple[list[int], bool] | None:
     return holders, complete
 
 
+def _stale(lock: Path, stale_after_s: float) -> tuple[tuple[int, int], float, str] | None:
+    """((inode, mtime ns), age in s, why) when ``lock`` exists and looks stale now, else None."""
+    try:
+        stat = lock.stat()
+    except FileNotFoundError:
+        return None
+    age = time.time() - stat.st_mtime
+    seen = lock_holders(lock)
+    if seen is not None and seen[0]:
+        return None  # a build in progress: its owner still holds the lock
+    owner_known_gone = seen is not None and seen[1]
+    if not (owner_known_gone or age > stale_after_s):
+        return None
+    how = "no process holds it" if seen is not None else "this system does not show its holder"
+    return (stat.st_ino, stat.st_mtime_ns), age, how
+
+
 def check_build_locks(stale_after_s: float = STALE_AFTER_S) -> None:
     """Fail when a build lock's owner is gone (see the module docstring; ``stale_after_s`` is the
     age that decides where the owner cannot be seen).
@@ -99,18 +122,15 @@ def check_build_locks(stale_after_s: float = STALE_AFTER_S) -> None:
     Raises:
         StaleBuildLock: naming the lock file, its age, and what to do.
     """
-    now = time.time()
     for lock in build_lock_paths():
-        try:
-            age = now - lock.stat().st_mtime
-        except FileNotFoundError:
+        verdict = _stale(lock, stale_after_s)
+        if verdict is None:
             continue
-        seen = lock_holders(lock)
-        if seen is not None and seen[0]:
-            continue  # a build in progress: its owner still holds the lock
-        owner_known_gone = seen is not None and seen[1]
-        if owner_known_gone or age > stale_after_s:
-            how = "no process holds it" if seen is not None else "this system does not show its holder"
+        identity = verdict[0]
+        time.sleep(RECHECK_S)
+        again = _stale(lock, stale_after_s)
+        if again is not None and again[0] == identity:
+            _, age, how = again
             raise StaleBuildLock(
                 f"{lock} is {age:.0f} s old and {how}: a DeepSpeed op build was killed and left its "
                 f"lock behind, and torch would wait on it forever. Delete it (rm {lock}), or prebuild "

@@ -24,6 +24,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -344,6 +345,22 @@ def test_a_build_in_progress_is_left_to_torch_however_old(tmp_path, monkeypatch)
         holder.kill()
         holder.wait()
     os.utime(lock)  # now young, and its owner is gone: stale at once, whatever its age
+    with pytest.raises(jit_ops.StaleBuildLock, match="no process holds it"):
+        jit_ops.check_build_locks()
+
+
+def test_a_lock_released_while_it_is_checked_is_not_stale(tmp_path, monkeypatch):
+    """A build that ends closes its lock, then removes it: a check that catches the lock between the
+    two (no holder, file still there) looks again and finds it gone (this failed a two-node job,
+    whose other node was loading the cached op)."""
+    lock = _lock(tmp_path, monkeypatch, age_s=0)
+    remover = threading.Timer(jit_ops.RECHECK_S / 4, lock.unlink)
+    remover.start()
+    try:
+        jit_ops.check_build_locks()
+    finally:
+        remover.join()
+    lock.touch()  # still there at the second look, still no holder: stale
     with pytest.raises(jit_ops.StaleBuildLock, match="no process holds it"):
         jit_ops.check_build_locks()
 
