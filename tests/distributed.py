@@ -48,14 +48,17 @@ def run_torchrun(script: str, nproc: int, out: Path, *args: str, timeout: int = 
 
 def run_training(
     config: str, sets: list[str], nproc: int, threads: int, cwd: Path, timeout: int = 900
-) -> None:
+) -> int:
     """``deepspeed --num_gpus nproc launch/train.py --config config *sets`` (``--set`` pairs) on gloo
-    CPU ranks of ``threads`` threads each, from ``cwd``; fails the test with the log tail on error."""
+    CPU ranks of ``threads`` threads each, from ``cwd``; fails the test with the log tail on error.
+    Returns the master port the job used."""
+    port = free_port()
     cmd = [
         sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(nproc),
-        "--master_port", str(free_port()), "launch/train.py", "--config", config, *sets,
+        "--master_port", str(port), "launch/train.py", "--config", config, *sets,
     ]  # fmt: skip
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode:
         pytest.fail(f"training exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return port

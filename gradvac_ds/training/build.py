@@ -13,11 +13,12 @@ from datetime import timedelta
 
 import deepspeed
 import torch
+from deepspeed import comm as dist
 from torch import nn
 
 import gradvac_ds
 from gradvac_ds.engine import GradVacEngine
-from gradvac_ds.training import monitoring
+from gradvac_ds.training import jit_ops, monitoring
 from gradvac_ds.training.data import PreparedData
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
 from gradvac_ds.training.modeling import build_language_model, build_model
@@ -28,10 +29,14 @@ from gradvac_ds.training.schedules import lr_multiplier
 
 def setup_distributed(config: RunConfig) -> None:
     """Process groups from the launcher's environment (deepspeed, torchrun or SLURM), on the
-    accelerator's backend, then deterministic kernels and megatron's tensor-parallel groups."""
+    accelerator's backend (this rank's shm-op buffer name removed, see
+    :func:`gradvac_ds.training.jit_ops.unlink_shm_buffer`), then deterministic kernels and
+    megatron's tensor-parallel groups."""
     backend = deepspeed.get_accelerator().communication_backend_name()
     timeout = timedelta(minutes=config.training.dist_timeout_minutes)
     deepspeed.init_distributed(dist_backend=backend, timeout=timeout)
+    dist.barrier()  # every rank has mapped its peers' shm-op buffers: their names can go
+    jit_ops.unlink_shm_buffer(dist.get_rank())
     make_deterministic(config.training.threads, config.training.deterministic)
     init_model_parallel(config.model.tensor_parallel)
 

@@ -17,6 +17,14 @@ the remove.) ``python -m gradvac_ds.training.jit_ops`` (run by ``scripts/setup_e
 compiles the ops at setup, so that no run compiles them at all.
 
 Only the ops this accelerator builds just in time are concerned (none on CUDA: NCCL needs none).
+
+The shm op also leaves memory behind: at init, when all ranks are on one node (``LOCAL_SIZE`` =
+world size, as the deepspeed launcher sets it), each rank creates the shared-memory file
+``/dev/shm/deepspeed_allreduce_buffer_<uid>_<MASTER_ADDR>_<MASTER_PORT>_<rank>`` (66 MB) and maps its
+peers'; DeepSpeed never removes them, so every run, finished or killed, kept 66 MB of RAM per rank
+in ``/dev/shm`` until reboot (a day of tests on this box filled 18 GB and got a run OOM-killed).
+:func:`unlink_shm_buffer`, called once every rank has mapped its peers', removes this rank's name:
+the mappings stay valid until the processes end, and nothing is left behind when they do.
 """
 
 from __future__ import annotations
@@ -38,6 +46,9 @@ holder is stale; the op compiles in well under a minute on 2 CPU cores."""
 RECHECK_S = 1.0
 """Seconds between the two looks at a lock without a holder."""
 PROC = Path("/proc")
+SHM_DIR = Path("/dev/shm")
+SHM_BUFFER = "deepspeed_allreduce_buffer"
+"""The name stem of the shm op's per-rank buffers (``SHM_BUFFER_NAME`` in DeepSpeed's shm.cpp)."""
 
 
 class StaleBuildLock(RunStopped):
@@ -136,6 +147,24 @@ def check_build_locks(stale_after_s: float = STALE_AFTER_S) -> None:
                 f"lock behind, and torch would wait on it forever. Delete it (rm {lock}), or prebuild "
                 f"the ops with `python -m gradvac_ds.training.jit_ops`"
             )
+
+
+def shm_buffer_path(rank: int) -> Path:
+    """The shared-memory file the shm op creates for global ``rank`` at init (it may not exist:
+    other accelerators, ranks on several nodes, or a launcher that sets no ``LOCAL_SIZE``)."""
+    addr, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
+    return SHM_DIR / f"{SHM_BUFFER}_{os.getuid()}_{addr}_{port}_{rank}"
+
+
+def unlink_shm_buffer(rank: int) -> bool:
+    """Remove this rank's shm-op buffer name; True if there was one. Call it only after a barrier
+    that follows ``deepspeed.init_distributed`` on every rank: a peer still opening the buffer by
+    name would wait for it forever."""
+    try:
+        shm_buffer_path(rank).unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def build() -> list[Path]:

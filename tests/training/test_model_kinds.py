@@ -25,7 +25,10 @@ def test_the_trainer_trains_the_hugging_face_kind(tmp_path: Path) -> None:
     ]  # fmt: skip
     sets = [arg for item in overrides for arg in ("--set", item)]
     prepare_run(["--config", "configs/demo.yaml", *sets], REPO)
-    run_training("configs/demo.yaml", sets, 2, 1, REPO)
+    port = run_training("configs/demo.yaml", sets, 2, 1, REPO)
+    # the deepspeed launcher set LOCAL_SIZE, so DeepSpeed's CPU shm all-reduce made one buffer per
+    # rank in /dev/shm; the trainer removed their names once both ranks had mapped them
+    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_127.0.0.1_{port}_*"))
     mode_dir = run_dir / "gradvac"
     assert (mode_dir / "summary.txt").read_text().startswith("gradvac (mode 1 of 1)")
     history = json.loads((mode_dir / "validation.json").read_text())
