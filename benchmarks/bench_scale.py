@@ -65,6 +65,7 @@ from typing import Any
 import torch
 from harness import (
     PhaseTimer,
+    copy_bandwidth,
     current_memory_bytes,
     launch_workers,
     memory_kind,
@@ -341,6 +342,8 @@ def worker(args: argparse.Namespace) -> None:
     del model
     timer = PhaseTimer()
     gv = GradVacEngine(engine, gv_cfg, observer=timer) if run["mode"] == "gradvac" else None
+    bandwidth = torch.tensor([copy_bandwidth(device)], dtype=torch.float64)
+    dist.all_reduce(bandwidth, op=dist.ReduceOp.MIN)
     reset = reset_peak_memory()
     times, phases = [], []
     for step in range(args.warmup + args.steps):
@@ -376,6 +379,8 @@ def worker(args: argparse.Namespace) -> None:
         if gv is not None
         else {},
         "task_buffer_bytes": gv.task_buffer_bytes if gv is not None else 0,
+        "partition_bytes": gv.task_buffer_bytes // gv._buffers[0].shape[0] if gv is not None else 0,
+        "copy_bytes_per_s": float(bandwidth.item()),
         "gram_bytes": groups * run["K"] ** 2 * 8,
         "python_items_per_step": python_items(gv) if gv is not None else 0,
         "peak_rss_bytes": int(peaks[0].item()),
@@ -457,6 +462,26 @@ def predict(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def bandwidth_bounds(run: dict[str, Any]) -> dict[str, float]:
+    """Capture and combine against what they must move, at the rank's copy bandwidth B (bytes/s of
+    a large ``copy_``, which reads and writes that many bytes). With b the bytes of one task's slice
+    of this rank's partition (P/N elements at ZeRO 1-3) and k the tasks of the step:
+
+        capture  copies each task's reduced slice into its row:  k b bytes copied -> k b / B
+        combine  reads the k rows, writes the update once:       (k + 1) b bytes moved -> (k + 1) b / (2 B)
+
+    ``*_over_bound`` is the measured median phase time over that bound (1 = at the limit)."""
+    b, k, rate = run["partition_bytes"], run["per_step"], run["copy_bytes_per_s"]
+    capture, combine = k * b / rate, (k + 1) * b / (2 * rate)
+    return {
+        "copy_gb_per_s": rate / 1e9,
+        "capture_bound_ms": 1e3 * capture,
+        "combine_bound_ms": 1e3 * combine,
+        "capture_over_bound": run["phases_ms"]["capture"] / (1e3 * capture),
+        "combine_over_bound": run["phases_ms"]["combine"] / (1e3 * combine),
+    }
+
+
 def summarise(results: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> dict[str, Any]:
     """One row per GradVac memory run, with the timing of its paired run (same size, stage, K)."""
     plain = {(r["size"], r["stage"], r["per_step"]): r for r in results if r["mode"] == "plain"}
@@ -483,6 +508,7 @@ def summarise(results: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> dic
             "fixed_rss": r["fixed_rss_bytes"], "planner_bytes": r["planner_bytes"],
             "task_buffer_bytes": r["task_buffer_bytes"], "gram_bytes": r["gram_bytes"],
             "python_items_per_step": r["python_items_per_step"], "phases_ms": r["phases_ms"],
+            **bandwidth_bounds(r),
         })  # fmt: skip
     return {"rows": rows}
 
@@ -519,10 +545,13 @@ def emit(results: list[dict[str, Any]], pairs: list[dict[str, Any]], args: argpa
     )  # fmt: skip
     phase_names = ("capture", "gram", "all_reduce", "solve", "combine", "optimizer")
     print_table(
-        "GradVac phases per step, ms (median, rank 0)",
-        [("run", 22, ""), *((n, 11, ".1f") for n in phase_names)],
-        [[r["label"], *(r["phases_ms"].get(n, math.nan) for n in phase_names)] for r in rows],
-    )
+        "GradVac phases per step, ms (median, rank 0); capture and combine over their copy-bandwidth "
+        "bounds (see bandwidth_bounds)",
+        [("run", 22, ""), *((n, 11, ".1f") for n in phase_names), ("copy GB/s", 10, ".2f"),
+         ("capture/bound", 14, ".2f"), ("combine/bound", 14, ".2f")],
+        [[r["label"], *(r["phases_ms"].get(n, math.nan) for n in phase_names), r["copy_gb_per_s"],
+          r["capture_over_bound"], r["combine_over_bound"]] for r in rows],
+    )  # fmt: skip
     plot(rows, args.plot)
     sizes = [r for r in rows if not r["sweep"]]
     sweep = [r for r in rows if r["sweep"]]
@@ -537,6 +566,8 @@ def emit(results: list[dict[str, Any]], pairs: list[dict[str, Any]], args: argpa
             (abs(x - 1) for r in rows for x in (r["rss_over_predicted"], r["plain_rss_over_predicted"]) if x),
             default=None,
         ),
+        "max_capture_over_bound": max((r["capture_over_bound"] for r in rows), default=None),
+        "max_combine_over_bound": max((r["combine_over_bound"] for r in rows), default=None),
         "sweep_ratio_vs_plain": {str(r["K"]): r["ratio_vs_plain"] for r in sweep},
         "sweep_ratio_interval": {str(r["K"]): [r["ratio_low"], r["ratio_high"]] for r in sweep},
         "sweep_cpu_ratio_vs_plain": {str(r["K"]): r["cpu_ratio_vs_plain"] for r in sweep},

@@ -198,6 +198,23 @@ def launch_workers(script: str, argv: list[str], world: int, name: str) -> dict[
         return json.loads(out.read_text())
 
 
+def copy_bandwidth(device: Any = "cpu", numel: int = 32 * 2**20, repeats: int = 5) -> float:
+    """Bytes per second of ``dst.copy_(src)`` on ``numel`` fp32 elements (the best of ``repeats``,
+    with this process's threads): a kernel that reads n bytes and writes n bytes moves them at this
+    rate, the memory-bandwidth yardstick of the engine's copy-like phases."""
+    src = torch.ones(numel, device=device)
+    dst = torch.empty_like(src)
+    synchronize = _synchronizer()
+    best = math.inf
+    for _ in range(repeats):
+        synchronize()
+        start = time.perf_counter()
+        dst.copy_(src)
+        synchronize()
+        best = min(best, time.perf_counter() - start)
+    return src.numel() * src.element_size() / best
+
+
 def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
     """(median, low, high): the median of ``values`` and its distribution-free confidence interval.
 

@@ -72,6 +72,10 @@ def test_bench_scale_compares_rss_with_the_planner(tmp_path):
         assert run["converged"] == (run["ratio_high"] - run["ratio_low"] <= 0.04 * run["ratio_vs_plain"])
     assert row["sweep_ratio_interval"]["4"] == [sweep_run["ratio_low"], sweep_run["ratio_high"]]
     assert row["max_step_time_ratio_vs_plain"] == size_run["ratio_vs_plain"]
+    # capture and combine against their copy-bandwidth bounds: k b / B and (k + 1) b / (2 B), k = 2
+    assert size_run["copy_gb_per_s"] > 0 and size_run["capture_over_bound"] > 0
+    assert abs(size_run["capture_bound_ms"] - 2 * size_run["combine_bound_ms"] * 2 / 3) < 1e-9
+    assert row["max_combine_over_bound"] >= size_run["combine_over_bound"]
     assert size_run["task_buffer_bytes"] > 0 and size_run["gram_bytes"] == size_run["L"] * 2 * 2 * 8
     assert sweep_run["K"] == 4 and sweep_run["gram_bytes"] == sweep_run["L"] * 4 * 4 * 8
     assert 0.5 < size_run["rss_over_predicted"] < 2.0
