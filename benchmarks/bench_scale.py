@@ -156,6 +156,14 @@ def model_config(dims: tuple[int, ...], seq: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def bench_model(run: dict[str, Any], args: argparse.Namespace):
+    """The run's megatron-core GPT translator, from seed 1 (the same weights for every mode)."""
+    from gradvac_ds.training.modeling import build_model
+
+    dims = tuple(run["dims"])
+    return build_model(model_config(dims, args.seq), dims[4], "decoder", seed=1)
+
+
 def ds_config(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     zero: dict[str, Any] = {
         "stage": run["stage"],
@@ -237,7 +245,7 @@ def run_step(engine, gv, args, run: dict[str, Any], step: int, rank: int, device
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def paired_worker(args: argparse.Namespace, run: dict[str, Any]) -> None:
+def paired_worker(args: argparse.Namespace, run: dict[str, Any], device: torch.device, rank: int) -> None:
     """Plain DeepSpeed and GradVac on two copies of the same model in the same processes, one step
     of each per round, the order alternating, on the same batches. The per-round ratio GradVac /
     plain (the slower rank's wall time of each) is collected until the 95 % interval of its median
@@ -249,21 +257,12 @@ def paired_worker(args: argparse.Namespace, run: dict[str, Any]) -> None:
     from harness import median_interval
 
     from gradvac_ds.engine import GradVacEngine, split_config
-    from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
-    from gradvac_ds.training.modeling import build_model
+    from gradvac_ds.training.megatron import MegatronMPU
 
-    torch.set_num_threads(1)
-    logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
-    deepspeed.utils.logger.setLevel(logging.WARNING)
-    accelerator = deepspeed.get_accelerator()
-    deepspeed.init_distributed(dist_backend=accelerator.communication_backend_name())
-    device = torch.device(accelerator.current_device_name())
-    init_model_parallel(1)
-    rank = dist.get_rank()
     ds_cfg, gv_cfg = split_config(ds_config(run, args))
     engines = {}
     for mode in ("plain", "gradvac"):
-        model = build_model(model_config(tuple(run["dims"]), args.seq), run["dims"][4], "decoder", seed=1)
+        model = bench_model(run, args)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_cfg, mpu=MegatronMPU())
         engines[mode] = (engine, GradVacEngine(engine, gv_cfg) if mode == "gradvac" else None)
@@ -303,7 +302,7 @@ def paired_worker(args: argparse.Namespace, run: dict[str, Any]) -> None:
         "cpu_ratio": statistics.median(g / p for g, p in zip(cpu["gradvac"], cpu["plain"], strict=True)),
         "plain_cpu_s": statistics.median(cpu["plain"]),
         "gradvac_cpu_s": statistics.median(cpu["gradvac"]),
-        "accelerator": accelerator.device_name(),
+        "accelerator": deepspeed.get_accelerator().device_name(),
     }
     if rank == 0:
         Path(args.out).write_text(json.dumps(report))
@@ -317,23 +316,22 @@ def worker(args: argparse.Namespace) -> None:
     from gradvac_ds.engine import GradVacEngine, split_config
     from gradvac_ds.planning import ActivationInputs, layout_of, plan
     from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
-    from gradvac_ds.training.modeling import build_model
 
     torch.set_num_threads(1)
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     deepspeed.utils.logger.setLevel(logging.WARNING)
     run = json.loads(args.scale_run)
-    if run["kind"] == "pair":
-        paired_worker(args, run)
-        return
     accelerator = deepspeed.get_accelerator()
     deepspeed.init_distributed(dist_backend=accelerator.communication_backend_name())
     device = torch.device(accelerator.current_device_name())
     init_model_parallel(1)
     rank = dist.get_rank()
+    if run["kind"] == "pair":
+        paired_worker(args, run, device, rank)
+        return
     base_rss = current_memory_bytes()
     dims = tuple(run["dims"])
-    model = build_model(model_config(dims, args.seq), dims[4], "decoder", seed=1)
+    model = bench_model(run, args)
     num_params = sum(p.numel() for p in model.parameters())
     ds_cfg, gv_cfg = split_config(ds_config(run, args))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
