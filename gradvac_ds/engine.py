@@ -300,7 +300,10 @@ class GradVacEngine:
         weights = plan.result.weights[:, rows]
         with self.observer.phase("combine"):
             for i, (buf, segments) in enumerate(zip(self._buffers, self.segments, strict=True)):
-                out = self.adapter.output_buffer(i, self._buffer_device)
+                # The combination may land in a task row: a free one, or the last task's (read
+                # before it is overwritten, block by block: combine_segments).
+                spare = buf[min(len(rows), buf.shape[0] - 1)]
+                out = self.adapter.output_buffer(i, self._buffer_device, spare)
                 combine_segments(buf[: len(rows)], segments, weights, out)
                 self.adapter.write(i, out)
         self.ds_engine.set_gradient_accumulation_boundary(True)

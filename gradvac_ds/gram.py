@@ -42,6 +42,9 @@ two digests of the step's task sequence and their squares."""
 
 CHUNK_ELEMENTS = 1 << 22
 """Elements of the largest temporary block (K rows x columns) upcast at once: 32 MiB in float64."""
+COMBINE_BLOCK = 1 << 20
+"""Elements (K rows x columns) of one block of a combination into a row of its own buffer: with
+K = 4, a 1 MiB float32 temporary that stays in cache between the GEMV and its copy."""
 GRAM_BLOCK = 4096
 """Columns of one float32 GEMM block of the float32 Gram (its products are summed in float64)."""
 GRAM_DTYPES = (torch.float32, torch.float64)
@@ -76,9 +79,12 @@ def merge_segments(segments: Iterable[Segment]) -> list[Segment]:
     return merged
 
 
-def _column_chunks(segment: Segment, rows: int, multiple: int = 1) -> Iterable[tuple[int, int]]:
-    """Column ranges of at most ``CHUNK_ELEMENTS / rows`` columns (a multiple of ``multiple``)."""
-    width = max(1, CHUNK_ELEMENTS // max(rows, 1))
+def _column_chunks(
+    segment: Segment, rows: int, multiple: int = 1, limit: int | None = None
+) -> Iterable[tuple[int, int]]:
+    """Column ranges of at most ``limit / rows`` columns (a multiple of ``multiple``); ``limit``
+    defaults to ``CHUNK_ELEMENTS``."""
+    width = max(1, (limit or CHUNK_ELEMENTS) // max(rows, 1))
     width = max(multiple, width - width % multiple)
     for start in range(segment.start, segment.stop, width):
         yield start, min(start + width, segment.stop)
@@ -148,22 +154,41 @@ def _blocked_float32_gram(block: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether the memory of ``a`` and ``b`` may overlap (byte ranges of contiguous tensors; any
+    shared storage otherwise)."""
+    if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
+        return False
+    if not (a.is_contiguous() and b.is_contiguous()):
+        return True
+    a_start, b_start = a.data_ptr(), b.data_ptr()
+    return (
+        a_start < b_start + b.numel() * b.element_size() and b_start < a_start + a.numel() * a.element_size()
+    )
+
+
 def combine_segments(
     buffer: torch.Tensor, segments: Iterable[Segment], weights: torch.Tensor, out: torch.Tensor
 ) -> torch.Tensor:
     """Write ``out[a:b] = weights[l] @ buffer[:, a:b]`` for every segment; elements outside any
     segment (ZeRO padding) are set to 0. ``weights`` is [L, K]; ``out`` is [N] and sets the dtype.
-    The GEMV writes straight into ``out`` when ``out`` has the compute dtype (no temporary)."""
+
+    The GEMV writes straight into ``out`` when ``out`` has the compute dtype (no temporary).
+    ``out`` may be a row of ``buffer`` (the engine combines into a task row): then each block of
+    ``COMBINE_BLOCK`` columns is computed into a cache-sized temporary before it overwrites its
+    part of the row, which no later block reads."""
     compute_dtype = torch.promote_types(buffer.dtype, torch.float32)
     weights = weights.to(device=buffer.device, dtype=compute_dtype)
+    aliased = _overlap(out, buffer)
     cursor = 0
     for seg in segments:
         if seg.start > cursor:
             out[cursor : seg.start].zero_()
-        for start, stop in _column_chunks(seg, buffer.shape[0]):
+        chunks = _column_chunks(seg, buffer.shape[0], limit=COMBINE_BLOCK if aliased else None)
+        for start, stop in chunks:
             block = buffer[:, start:stop].to(compute_dtype)
             target = out[start:stop]
-            if target.dtype == compute_dtype and target.is_contiguous():
+            if not aliased and target.dtype == compute_dtype and target.is_contiguous():
                 torch.mv(block.T, weights[seg.group], out=target)
             else:
                 target.copy_(torch.mv(block.T, weights[seg.group]))

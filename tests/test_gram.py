@@ -49,6 +49,26 @@ def test_chunked_segments_equal_one_block(monkeypatch):
     torch.testing.assert_close(combine_segments(buf, segs, w, torch.empty(50)), combined)
 
 
+def test_combine_into_a_row_of_its_own_buffer(monkeypatch):
+    """The engine combines into a task row: the last input row itself, or a free row after them."""
+    import gradvac_ds.gram as gram_module
+
+    monkeypatch.setattr(gram_module, "COMBINE_BLOCK", 3 * 4)  # blocks of 4 columns: 13 of them
+    buf = torch.randn(4, 50, generator=torch.Generator().manual_seed(5))
+    segs = [Segment(0, 20, 0), Segment(22, 50, 1, 0.5)]  # elements 20 and 21 are padding
+    w = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 3.0]], dtype=torch.float64)
+    expected = combine_segments(buf[:3], segs, w, torch.full((50,), 7.0))
+    free = buf.clone()
+    assert combine_segments(free[:3], segs, w, free[3]) is not None
+    torch.testing.assert_close(free[3], expected, rtol=0, atol=0)
+    torch.testing.assert_close(free[:3], buf[:3], rtol=0, atol=0)
+    last = buf.clone()
+    combine_segments(last[:3], segs, w, last[2])
+    torch.testing.assert_close(last[2], expected, rtol=0, atol=0)
+    assert (last[2, 20:22] == 0).all()
+    torch.testing.assert_close(last[:2], buf[:2], rtol=0, atol=0)
+
+
 def cosine(gram: torch.Tensor) -> torch.Tensor:
     norms = gram.diagonal(dim1=1, dim2=2).sqrt()
     return gram / norms.unsqueeze(2) / norms.unsqueeze(1)

@@ -249,7 +249,8 @@ def optimizer_step_transient_bytes(inputs: PlanInputs, stage: int, preflattened:
       before the optimizer runs, so the copy adds (4 - b)·n_g (nothing in fp32); with
       ``preflattened`` (GradVac writes the combined fp32 gradient of every group before the step,
       which ``_get_preflattened_grad_partition`` uses as it is, after DeepSpeed's own partition
-      was released at capture) it adds (4 - b)·n_local. ZeRO-3 (stage3.py
+      was released at capture) it adds nothing when the task buffers are fp32 (the combination
+      lands in a task row) and (4 - b)·n_local with bf16 task buffers (a new fp32 tensor). ZeRO-3 (stage3.py
       ``_prepare_fp32_grad_for_sub_group``) keeps ``grad_partitions_flat_buffer``, so its copy
       adds 4·n_g. Stage 0 steps the gradients in place;
     - Adam's temporaries, in the optimizer states' fp32 (torch/optim/adam.py): single-tensor path
@@ -263,7 +264,10 @@ def optimizer_step_transient_bytes(inputs: PlanInputs, stage: int, preflattened:
     if stage == 3:
         flat = 4 * group
     elif stage in (1, 2):
-        flat = (4 - b) * (sum(numels) if preflattened else group)
+        if preflattened:
+            flat = 0 if inputs.buffer_dtype == "fp32" else (4 - b) * sum(numels)
+        else:
+            flat = (4 - b) * group
     else:
         flat = 0
     if inputs.optimizer == "sgd" or inputs.optimizer_impl == "fused":

@@ -63,8 +63,18 @@ class GradientAdapter(ABC):
     def write(self, index: int, flat: torch.Tensor) -> None:
         """Install ``flat`` [numel] as buffer ``index``'s gradient for the optimizer step."""
 
-    def output_buffer(self, index: int, device: torch.device) -> torch.Tensor:
-        """A float32 tensor [numel] to combine buffer ``index`` into before :meth:`write`."""
+    def output_buffer(
+        self, index: int, device: torch.device, spare: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """A float32 tensor [numel] to combine buffer ``index`` into before :meth:`write`.
+
+        ``spare`` is storage the engine offers: a row of its task buffers, whose content is not
+        needed after the combination. Adapters whose :meth:`write` copies ``flat`` or hands views of
+        it to an optimizer that drops them after its step use it when it is float32, so that the
+        combination allocates nothing (a fresh tensor of P/N elements costs a page fault per 4 KiB
+        on a host, every step); otherwise a new tensor."""
+        if spare is not None and spare.dtype == torch.float32 and spare.numel() == self.layouts[index].numel:
+            return spare
         return torch.empty(self.layouts[index].numel, dtype=torch.float32, device=device)
 
 

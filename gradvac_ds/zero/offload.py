@@ -73,7 +73,9 @@ class Zero2OffloadAdapter(GradientAdapter):
         self.opt.micro_step_id = INITIAL_MICRO_STEP_ID
         self.opt.local_overflow = False
 
-    def output_buffer(self, index: int, device: torch.device) -> torch.Tensor:
+    def output_buffer(
+        self, index: int, device: torch.device, spare: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Combine in place: CPU Adam reads this very buffer."""
         return self._grad(index)
 
@@ -113,7 +115,9 @@ class Zero3OffloadAdapter(GradientAdapter):
     def clear(self) -> None:
         self.opt.grad_partitions_flat_buffer.zero_()
 
-    def output_buffer(self, index: int, device: torch.device) -> torch.Tensor:
+    def output_buffer(
+        self, index: int, device: torch.device, spare: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.opt.grad_partitions_flat_buffer
 
     def write(self, index: int, flat: torch.Tensor) -> None:

@@ -53,6 +53,8 @@ class Zero3Adapter(GradientAdapter):
         if flat.data_ptr() != buffer.data_ptr():
             buffer.copy_(flat)
 
-    def output_buffer(self, index: int, device: torch.device) -> torch.Tensor:
+    def output_buffer(
+        self, index: int, device: torch.device, spare: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Combine in place: the optimizer reads this very buffer."""
         return self.opt.grad_partitions_flat_buffer

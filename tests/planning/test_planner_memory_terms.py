@@ -92,18 +92,26 @@ def test_optimizer_step_transient_zero2_fp32(impl, optimizer, expected):
 
 
 def test_optimizer_step_transient_flattened_gradient():
-    """ZeRO-3 keeps its gradient buffer, so the group's fp32 copy adds 4·n_g; in 16-bit ZeRO-2 the
-    fp32 copy outgrows the freed bf16 partition by 2 bytes an element: of the largest group
-    without GradVac, of every group (n_local = 500 000) with GradVac's pre-flattened gradient."""
+    """ZeRO-3 keeps its gradient buffer, so the group's fp32 copy adds 4·n_g. In 16-bit ZeRO-2 the
+    fp32 copy of the largest group outgrows the freed bf16 partition by 2 bytes an element without
+    GradVac; with GradVac the combined fp32 gradient lands in an fp32 task row (nothing added), or
+    with bf16 task buffers in a new fp32 tensor over every group (2 bytes an element of n_local =
+    500 000)."""
     fp32 = _memory(zero_stage=3, layout=TWO_GROUPS, optimizer_impl="fused")
     assert fp32.optimizer_step_transient == 4 * 300_000
-    bf16 = plan(
-        1_000_000, 1, dp=2, zero_stage=2, precision="bf16", layout=TWO_GROUPS,
-        optimizer_impl="single_tensor", reduce_bucket_size=1,
-    ).gradvac_ds.memory  # fmt: skip
-    assert bf16.optimizer_step_transient == 2 * 500_000 + 2 * 4 * 300_000
+    settings = dict(
+        dp=2, zero_stage=2, precision="bf16", layout=TWO_GROUPS, optimizer_impl="single_tensor",
+        reduce_bucket_size=1,
+    )  # fmt: skip
+    in_row = plan(1_000_000, 1, **settings).gradvac_ds.memory
+    assert in_row.optimizer_step_transient == 2 * 4 * 300_000
     # without GradVac: 2·n_g + 2·4·n_g = 3 000 000, above the backward's 2·(1 + 600 000)
-    assert bf16.plain_total == bf16.total - bf16.task_buffers - 2 * 500_000 + 2 * 300_000
+    assert in_row.plain_total == in_row.total - in_row.task_buffers + 2 * 300_000
+    bf16_buffers = plan(1_000_000, 1, buffer_dtype="bf16", **settings).gradvac_ds.memory
+    assert bf16_buffers.optimizer_step_transient == 2 * 500_000 + 2 * 4 * 300_000
+    assert (
+        bf16_buffers.plain_total == bf16_buffers.total - bf16_buffers.task_buffers - 2 * 500_000 + 2 * 300_000
+    )
 
 
 def test_optimizer_step_transient_stage0_follows_the_tensors():
