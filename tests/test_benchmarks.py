@@ -125,3 +125,16 @@ def test_the_median_interval_covers_at_95_percent_and_no_wider():
         j = int(low)
         assert high == n + 1 - j and median == (n + 1) / 2
         assert 1 - 2 * binom.cdf(j - 1, n, 0.5) >= 0.95 > 1 - 2 * binom.cdf(j, n, 0.5)
+
+
+def test_bench_data_reports_peak_private_memory_and_the_first_batch():
+    row = _last_json("bench_data.py", "--pairs", "4000")
+    assert (row["pairs_small"], row["pairs_large"]) == (4000, 40000)
+    for size in ("small", "large"):
+        # A rank's private memory holds torch and megatron-core at least; the first batch precedes the
+        # end of the first step.
+        assert row[f"rank_anon_peak_mib_{size}"] > 50
+        assert 0 < row[f"first_batch_seconds_{size}"] <= row[f"first_step_seconds_{size}"]
+    ratio = row["rank_anon_peak_mib_large"] / row["rank_anon_peak_mib_small"]  # of MiB rounded to 0.1
+    assert abs(row["rank_anon_peak_growth_ratio"] - ratio) < 1e-3
+    assert row["in_memory_rank_anon_peak_mib_small"] > 0
