@@ -241,3 +241,14 @@ def test_untested_deepspeed_versions_are_refused():
 def test_task_buffers_hold_only_the_tasks_a_step_can_have(two_ranks):
     result = two_ranks["buffer_rows"]
     assert result["rows"] == 2 and result["bytes"] == result["expected_bytes"]
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2])
+def test_fp32_combination_lands_in_a_task_row(two_ranks, stage):
+    """At ZeRO-0/1/2 with fp32 task buffers every step combines into row 3 of the 4-row buffer (a
+    free row when 3 tasks ran, the last task's row when 4 did), never into a fresh P/N tensor."""
+    result = two_ranks[f"in_row_s{stage}"]
+    assert "error" not in result, result.get("error")
+    assert result["rows"] == 4
+    assert result["places"] and len(result["places"]) % 4 == 0  # 4 steps x the adapter's buffers
+    assert set(result["places"]) == {3}, result["places"]

@@ -454,6 +454,27 @@ def case_buffer_rows():
     return {"rows": gv._buffers[0].shape[0], "bytes": gv.task_buffer_bytes, "expected_bytes": 2 * numel * 4}
 
 
+def case_combine_in_a_task_row(stage: int):
+    """Where each step's combined gradient is built: the adapter's ``output_buffer`` is recorded and
+    compared with the engine's task buffers (same storage = no P/N allocation per step). The
+    schedule has steps with every task (the output is the last task's row) and with fewer tasks
+    than rows (a free row)."""
+    gv, _ = build(stage, "fp32", "gradvac")
+    offered = gv.adapter.output_buffer
+    places = []
+
+    def recording(index, device, spare=None):
+        out = offered(index, device, spare)
+        rows = gv._buffers[index]
+        shares = out.untyped_storage().data_ptr() == rows.untyped_storage().data_ptr()
+        places.append((out.data_ptr() - rows.data_ptr()) // (rows.stride(0) * 4) if shares else None)
+        return out
+
+    gv.adapter.output_buffer = recording
+    run_steps(gv, "fp32", SCHEDULE)
+    return {"places": places, "rows": gv._buffers[0].shape[0], "adapter": type(gv.adapter).__name__}
+
+
 OFFLOAD_ZERO = {"offload_optimizer": {"device": "cpu"}}
 OFFLOAD_EXTRA = {"zero_force_ds_cpu_optimizer": False}  # torch Adam on the host, as the reference
 
@@ -567,6 +588,9 @@ def cases(world: int) -> dict:
         "protocol": case_protocol,
         "monitor": case_monitor,
         "buffer_rows": case_buffer_rows,
+        **{
+            f"in_row_s{stage}": (lambda stage=stage: case_combine_in_a_task_row(stage)) for stage in (0, 1, 2)
+        },
     }
     if world > 2:
         out = {k: v for k, v in out.items() if k in FOUR_RANK_CASES}
