@@ -340,7 +340,7 @@ def worker(args: argparse.Namespace) -> None:
     del model
     timer = PhaseTimer()
     gv = GradVacEngine(engine, gv_cfg, observer=timer) if run["mode"] == "gradvac" else None
-    bandwidth = torch.tensor([copy_bandwidth(device)], dtype=torch.float64)
+    bandwidth = torch.tensor([copy_bandwidth(device, barrier=dist.barrier)], dtype=torch.float64)
     dist.all_reduce(bandwidth, op=dist.ReduceOp.MIN)
     reset = reset_peak_memory()
     times, phases = [], []

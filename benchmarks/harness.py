@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -198,21 +198,33 @@ def launch_workers(script: str, argv: list[str], world: int, name: str) -> dict[
         return json.loads(out.read_text())
 
 
-def copy_bandwidth(device: Any = "cpu", numel: int = 32 * 2**20, repeats: int = 5) -> float:
-    """Bytes per second of ``dst.copy_(src)`` on ``numel`` fp32 elements (the best of ``repeats``,
-    with this process's threads): a kernel that reads n bytes and writes n bytes moves them at this
-    rate, the memory-bandwidth yardstick of the engine's copy-like phases."""
+def copy_bandwidth(
+    device: Any = "cpu",
+    numel: int = 32 * 2**20,
+    repeats: int = 7,
+    barrier: Callable[[], None] | None = None,
+) -> float:
+    """Bytes per second of ``dst.copy_(src)`` on ``numel`` fp32 elements (the median of
+    ``repeats``, with this process's threads): a kernel that reads n bytes and writes n bytes moves
+    them at this rate, the memory-bandwidth yardstick of the engine's copy-like phases.
+
+    ``barrier`` (e.g. ``dist.barrier``) is called before every repeat, so that all ranks of a
+    node copy at the same time, as they run the engine's phases: ranks share the node's memory
+    bandwidth (on this 2-core box two concurrent copies get about 10 GB/s each, one alone 17), and
+    the best of unsynchronised repeats would measure a rank alone."""
     src = torch.ones(numel, device=device)
     dst = torch.empty_like(src)
     synchronize = _synchronizer()
-    best = math.inf
+    times = []
     for _ in range(repeats):
+        if barrier is not None:
+            barrier()
         synchronize()
         start = time.perf_counter()
         dst.copy_(src)
         synchronize()
-        best = min(best, time.perf_counter() - start)
-    return src.numel() * src.element_size() / best
+        times.append(time.perf_counter() - start)
+    return src.numel() * src.element_size() / statistics.median(times)
 
 
 def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:

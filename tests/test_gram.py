@@ -69,6 +69,48 @@ def test_combine_into_a_row_of_its_own_buffer(monkeypatch):
     torch.testing.assert_close(last[:2], buf[:2], rtol=0, atol=0)
 
 
+def test_bf16_rows_combine_into_their_own_row_in_uneven_blocks(monkeypatch):
+    """bf16 task rows, upcast a block at a time into one reused float32 scratch: blocks of 5
+    columns over segments of 23 and 27 leave short last blocks, which must read only their own
+    columns of the scratch."""
+    import gradvac_ds.gram as gram_module
+
+    monkeypatch.setattr(gram_module, "COMBINE_BLOCK", 3 * 5)
+    buf = torch.randn(3, 52, generator=torch.Generator().manual_seed(7)).to(torch.bfloat16)
+    segs = [Segment(0, 23, 0), Segment(25, 52, 1)]
+    w = torch.tensor([[0.5, 1.0, -1.5], [2.0, 0.0, 1.0]], dtype=torch.float64)
+    dense = torch.zeros(52, dtype=torch.float64)
+    for seg in segs:
+        dense[seg.start : seg.stop] = w[seg.group] @ buf[:, seg.start : seg.stop].double()
+    row = buf.clone()
+    combine_segments(row, segs, w, row[2])
+    torch.testing.assert_close(row[2], dense.to(torch.bfloat16), rtol=0, atol=0)
+    assert (row[2, 23:25] == 0).all()
+
+
+def test_combination_blocks_share_one_scratch(monkeypatch):
+    """However many blocks, the in-row combination computes every block's GEMV into one scratch
+    allocated per call (a temporary per block page-faults anew under glibc's mmap of large
+    blocks): each ``torch.mv`` gets an ``out`` in the same storage."""
+    import gradvac_ds.gram as gram_module
+
+    monkeypatch.setattr(gram_module, "COMBINE_BLOCK", 3 * 4)  # 13 blocks of 4 columns
+    buf = torch.randn(3, 50, generator=torch.Generator().manual_seed(8))
+    expected = torch.tensor([1.0, 2.0, 3.0]) @ buf
+    outs = []
+    real_mv = torch.mv
+
+    def recording_mv(matrix, vector, *, out=None):
+        outs.append(out)
+        return real_mv(matrix, vector, out=out)
+
+    monkeypatch.setattr(gram_module.torch, "mv", recording_mv)
+    combine_segments(buf, [Segment(0, 50, 0)], torch.tensor([[1.0, 2.0, 3.0]]), buf[2])
+    assert len(outs) == 13 and all(out is not None for out in outs)
+    assert len({out.untyped_storage().data_ptr() for out in outs}) == 1
+    torch.testing.assert_close(buf[2], expected)
+
+
 def cosine(gram: torch.Tensor) -> torch.Tensor:
     norms = gram.diagonal(dim1=1, dim2=2).sqrt()
     return gram / norms.unsqueeze(2) / norms.unsqueeze(1)
