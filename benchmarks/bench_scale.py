@@ -462,7 +462,8 @@ def predict(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def bandwidth_bounds(run: dict[str, Any]) -> dict[str, float]:
     """Capture and combine against what they must move, at the rank's copy bandwidth B (bytes/s of
-    a large ``copy_``, which reads and writes that many bytes). With b the bytes of one task's slice
+    a large ``copy_``, which reads and writes that many bytes; the median over copies that all
+    ranks run at the same time, as they run these phases). With b the bytes of one task's slice
     of this rank's partition (P/N elements at ZeRO 1-3) and k the tasks of the step:
 
         capture  copies each task's reduced slice into its row:  k b bytes copied -> k b / B
