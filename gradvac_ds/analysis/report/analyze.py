@@ -43,6 +43,7 @@ from gradvac_ds.analysis.report.units import (
     unit_mapping,
     unit_similarity,
 )
+from gradvac_ds.analysis.statistics import mantel_test
 
 DEFAULT_PAIRS_EACH = 3
 """Without --pairs, the over-time plot shows this many most and least similar pairs."""
@@ -213,6 +214,8 @@ def _distance_results(
         "spearman_rho": None,
         "spearman_p": None,
         "spearman_pairs": 0,
+        "mantel_p": None,
+        "mantel_permutations": 0,
         "distance_column": None,
     }
     if table is None:
@@ -231,10 +234,15 @@ def _distance_results(
             f"columns are {', '.join(table.alternatives)} (pick one with --distance-column)"
         )
     correlation = distance_correlation(sim, pair_distance)
+    # spearman_p treats the pairs as independent; each unit is in size - 1 of them, so the Mantel
+    # test (relabelling the units) is the p that holds
+    mantel = mantel_test(sim, pair_distance) if correlation.rho is not None else None
     result.update(
         spearman_rho=correlation.rho,
         spearman_p=correlation.p_value,
         spearman_pairs=correlation.num_pairs,
+        mantel_p=None if mantel is None else mantel.p_value,
+        mantel_permutations=0 if mantel is None else mantel.permutations,
         distance_column=table.column,
     )
     if correlation.rho is None:

@@ -42,8 +42,10 @@ def _spearman_line(results: Mapping[str, Any]) -> str:
         return "Spearman rho (similarity vs distance): n/a, no --distances table was given"
     return (
         f"Spearman rho (similarity vs distance '{results['distance_column']}'): "
-        f"{_number(results['spearman_rho'])}, p = {_number(results['spearman_p'], '.3g')}, "
-        f"over {results['spearman_pairs']} pairs"
+        f"{_number(results['spearman_rho'])} over {results['spearman_pairs']} pairs; Mantel p = "
+        f"{_number(results['mantel_p'], '.3g')} ({results['mantel_permutations']} relabellings of the "
+        f"units); p = {_number(results['spearman_p'], '.3g')} if the pairs were independent, which they "
+        "are not (they share units)"
     )
 
 

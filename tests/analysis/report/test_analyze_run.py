@@ -38,6 +38,9 @@ def test_planted_families_and_distances_are_recovered(
     assert report["adjusted_rand_index"] >= 0.99
     # Within-family pairs are both closer and more similar: a strong, significant negative rank correlation.
     assert report["spearman_rho"] < -0.6 and report["spearman_p"] < 1e-3
+    # the p that holds for pairs sharing languages: relabel the languages (Mantel)
+    assert report["mantel_permutations"] == 9999 and report["mantel_p"] < 0.05
+    assert report["mantel_p"] > report["spearman_p"]
     assert 0 < report["fire_rate"]["overall"] < 1
     # planted firing: cosine < 0.1, i.e. never within a family (0.6), mostly across (0.05 + noise)
     assert report["fire_rate"]["per_pair"]["aa-en|ab-en"] == 0.0
@@ -90,7 +93,7 @@ def test_cli_writes_valid_readable_figures_and_reports(
         assert image.shape[0] > 300 and image.shape[1] > 400, name
         assert image[..., :3].std() > 0.05, f"{name} looks blank"
     text = (out / "report.txt").read_text()
-    assert "adjusted Rand index" in text and "Spearman rho" in text
+    assert "adjusted Rand index" in text and "Spearman rho" in text and "Mantel p = " in text
     report = json.loads((out / "report.json").read_text())
     for key in (
         "spearman_rho",
