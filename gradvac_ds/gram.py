@@ -79,12 +79,17 @@ def merge_segments(segments: Iterable[Segment]) -> list[Segment]:
     return merged
 
 
+def _chunk_width(rows: int, limit: int | None = None) -> int:
+    """Columns of one chunk of ``rows`` rows: ``limit / rows`` (at least 1); ``limit`` defaults to
+    ``CHUNK_ELEMENTS``."""
+    return max(1, (limit or CHUNK_ELEMENTS) // max(rows, 1))
+
+
 def _column_chunks(
     segment: Segment, rows: int, multiple: int = 1, limit: int | None = None
 ) -> Iterable[tuple[int, int]]:
-    """Column ranges of at most ``limit / rows`` columns (a multiple of ``multiple``); ``limit``
-    defaults to ``CHUNK_ELEMENTS``."""
-    width = max(1, (limit or CHUNK_ELEMENTS) // max(rows, 1))
+    """Column ranges of at most :func:`_chunk_width` columns (a multiple of ``multiple``)."""
+    width = _chunk_width(rows, limit)
     width = max(multiple, width - width % multiple)
     for start in range(segment.start, segment.stop, width):
         yield start, min(start + width, segment.stop)
@@ -186,8 +191,8 @@ def combine_segments(
     aliased = _overlap(out, buffer)
     direct = not aliased and out.dtype == compute_dtype and out.is_contiguous()
     rows = buffer.shape[0]
-    width = max(1, (COMBINE_BLOCK if aliased else CHUNK_ELEMENTS) // max(rows, 1))
-    width = min(width, buffer.shape[1])
+    limit = COMBINE_BLOCK if aliased else None
+    width = min(_chunk_width(rows, limit), buffer.shape[1])
     result = None if direct else torch.empty(width, dtype=compute_dtype, device=buffer.device)
     upcast = None
     if buffer.dtype != compute_dtype:
@@ -196,7 +201,7 @@ def combine_segments(
     for seg in segments:
         if seg.start > cursor:
             out[cursor : seg.start].zero_()
-        chunks = _column_chunks(seg, rows, limit=COMBINE_BLOCK if aliased else None)
+        chunks = _column_chunks(seg, rows, limit=limit)
         for start, stop in chunks:
             cols = stop - start
             block = buffer[:, start:stop]
