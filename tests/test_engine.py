@@ -252,3 +252,14 @@ def test_fp32_combination_lands_in_a_task_row(two_ranks, stage):
     assert result["rows"] == 4
     assert result["places"] and len(result["places"]) % 4 == 0  # 4 steps x the adapter's buffers
     assert set(result["places"]) == {3}, result["places"]
+
+
+@pytest.mark.parametrize("case", ["one_buffer_s1", "one_buffer_s2", "one_buffer_s2_oc1"])
+def test_every_task_reduces_into_one_persistent_buffer(two_ranks, case):
+    """ZeRO-1/2 allocate their reduction buffer whenever it is None, and the epilogue of every
+    backward sets it to None: without the adapter's persistent tensor each task of each step would
+    reduce into a fresh P/N allocation and free it in the capture."""
+    result = two_ranks[case]
+    assert "error" not in result, result.get("error")
+    assert result["captures"] == result["tasks"] > 4 and result["skipped"] == 0
+    assert result["storages"] == 1, result

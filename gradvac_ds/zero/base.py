@@ -51,6 +51,11 @@ class GradientAdapter(ABC):
     def __init__(self, layouts: list[BufferLayout]) -> None:
         self.layouts = layouts
 
+    def begin_task(self) -> None:
+        """Called when a task starts, before its first backward; adapters whose optimizer
+        allocates its reduction buffer anew for every accumulation window hand it a persistent one
+        here. Default: nothing."""
+
     @abstractmethod
     def read_into(self, index: int, out: torch.Tensor) -> None:
         """Copy the reduced gradient of buffer ``index`` into ``out`` [numel] (zeros if none)."""

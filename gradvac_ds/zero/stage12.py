@@ -5,12 +5,23 @@ param group i is ``opt.averaged_gradients[i]``: a list of per-parameter views pl
 ``GradPartitionBufferGroup`` whose ``flat_partition`` is the fp32 buffer (bf16/fp16 params with
 fp32 gradient accumulation). The element -> parameter map of the partition comes from the
 optimizer's insertion offsets, which are correct under ``round_robin_gradients`` too.
+
+**The reduction buffer.** With ``contiguous_gradients`` the optimizer copies each reduced
+gradient of its partition into ``grads_in_partition`` (whole parameters, in reduction order,
+``sum(p.numel() for p in params_in_partition)`` elements of ``opt.dtype``), allocated when it is
+None; every backward's epilogue sets it back to None, and the partition views keep the tensor alive
+until they are dropped. Plain DeepSpeed drops them after its step. GradVac drops them after each
+task's capture, so each of the K tasks would allocate a fresh P/N tensor during its reduction (a
+page fault per 4 KiB on a host) and free it again inside the capture (an unmap): K times per step
+what plain DeepSpeed pays once. :meth:`Zero12Adapter.begin_task` therefore hands the optimizer one
+persistent tensor at the start of every task.
 """
 
 from __future__ import annotations
 
 import torch
 from deepspeed import comm as dist
+from deepspeed.accelerator import get_accelerator
 from deepspeed.runtime.zero.stage_1_and_2 import DeepSpeedZeroOptimizer, GradPartitionBufferGroup
 
 from gradvac_ds.zero.base import BufferLayout, Fragment, GradientAdapter, copy_tensors_into
@@ -39,6 +50,28 @@ class Zero12Adapter(GradientAdapter):
     def __init__(self, opt: DeepSpeedZeroOptimizer, names: dict[torch.nn.Parameter, str]) -> None:
         super().__init__(_layouts(opt, names))
         self.opt = opt
+        self._reduction_buffer: torch.Tensor | None = None
+
+    def begin_task(self) -> None:
+        """Install the persistent ``grads_in_partition`` for the task's first micro-batch.
+
+        Safe because nothing reads the tensor when a task starts: the previous task's views were
+        copied into its task row and dropped by :meth:`clear`, and the step's combined gradient
+        lives in the engine's buffers. Only the first micro-batch uses it; the later micro-batches
+        of the task find the attribute None again and allocate, as without GradVac, because the
+        first micro-batch's views accumulate theirs. Under ``overlap_comm`` the copies into the
+        tensor run on the reduction stream, which waits for the current stream before each
+        reduction, so they are ordered after the previous task's capture copy out of it.
+        """
+        opt = self.opt
+        if not opt.contiguous_gradients or opt.cpu_offload or opt.grads_in_partition is not None:
+            return
+        if self._reduction_buffer is None:
+            total = sum(p.numel() for group in opt.params_in_partition for p in group)
+            device = get_accelerator().current_device_name()
+            self._reduction_buffer = torch.empty(int(total), dtype=opt.dtype, device=device)
+        opt.grads_in_partition = self._reduction_buffer
+        opt.grads_in_partition_offset = 0
 
     def read_into(self, index: int, out: torch.Tensor) -> None:
         grads = self.opt.averaged_gradients.get(index)

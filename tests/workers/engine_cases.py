@@ -475,6 +475,28 @@ def case_combine_in_a_task_row(stage: int):
     return {"places": places, "rows": gv._buffers[0].shape[0], "adapter": type(gv.adapter).__name__}
 
 
+def case_one_reduction_buffer(stage: int, extra_zero: dict | None = None):
+    """Where DeepSpeed's reduction of each task lands: at every capture the storage of the
+    partition views is recorded and kept alive (so that a freed tensor's address cannot come back
+    as a new allocation). One storage for every task of every step = no P/N allocation per task."""
+    gv, _ = build(stage, "fp32", "gradvac", extra_zero)
+    read = gv.adapter.read_into
+    kept, storages = [], []
+
+    def recording(index, out):
+        grads = gv.adapter.opt.averaged_gradients[index]
+        view = next(t for t in grads if not getattr(t, "_zero_padding", False))
+        kept.append(view.untyped_storage())
+        storages.append(kept[-1].data_ptr())
+        read(index, out)
+
+    gv.adapter.read_into = recording
+    outcomes = run_steps(gv, "fp32", SCHEDULE)
+    tasks = sum(len(step) for step in SCHEDULE) * len(gv.adapter.layouts)
+    return {"captures": len(storages), "tasks": tasks, "storages": len(set(storages)),
+            "skipped": sum(o.skipped for o in outcomes)}  # fmt: skip
+
+
 OFFLOAD_ZERO = {"offload_optimizer": {"device": "cpu"}}
 OFFLOAD_EXTRA = {"zero_force_ds_cpu_optimizer": False}  # torch Adam on the host, as the reference
 
@@ -591,6 +613,9 @@ def cases(world: int) -> dict:
         **{
             f"in_row_s{stage}": (lambda stage=stage: case_combine_in_a_task_row(stage)) for stage in (0, 1, 2)
         },
+        "one_buffer_s1": lambda: case_one_reduction_buffer(1),
+        "one_buffer_s2": lambda: case_one_reduction_buffer(2),
+        "one_buffer_s2_oc1": lambda: case_one_reduction_buffer(2, {"overlap_comm": True}),
     }
     if world > 2:
         out = {k: v for k, v in out.items() if k in FOUR_RANK_CASES}
