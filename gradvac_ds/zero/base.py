@@ -51,7 +51,7 @@ class GradientAdapter(ABC):
     def __init__(self, layouts: list[BufferLayout]) -> None:
         self.layouts = layouts
 
-    def begin_task(self) -> None:
+    def begin_task(self) -> None:  # noqa: B027 (an optional hook, not an abstract method)
         """Called when a task starts, before its first backward; adapters whose optimizer
         allocates its reduction buffer anew for every accumulation window hand it a persistent one
         here. Default: nothing."""
