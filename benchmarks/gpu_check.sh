@@ -39,7 +39,7 @@ if [[ $DRY_RUN == 1 ]]; then
   TIMEOUT_SCALE=5  # two shared CPU cores, not a GPU
 else
   export DS_ACCELERATOR=cuda
-  CASES="s0_fp32,s1_fp32,s2_fp32,s2_fp32_cg1_oc1_rr,s3_fp32,s3_fp32_p0,pcgrad_s2,s0_bf16,s1_bf16_fp32acc,s2_bf16,s3_bf16,s2_fp16,s3_fp16,sum_s0,sum_s2,sum_s3,s2_fp32_offload,s3_fp32_offload,sum_s2_offload,sum_s3_offload,comm_s2,comm_s3,overflow_s2_fp16"
+  CASES="s0_fp32,s1_fp32,s2_fp32,s2_fp32_cg1_oc1_rr,s3_fp32,s3_fp32_p0,pcgrad_s2,s0_bf16,s1_bf16_fp32acc,s2_bf16,s2_bf16_fp32acc,s3_bf16,s2_fp16,s3_fp16,sum_s0,sum_s2,sum_s3,s2_fp32_offload,s3_fp32_offload,sum_s2_offload,sum_s3_offload,comm_s2,comm_s3,overflow_s2_fp16"
   BF16_ARGS=(--sizes "gpt110m" --stages 2 --k-sweep "" --steps 2 --warmup 1 --world 1
              --precision bf16 --batch 8 --seq 256 --bucket 50000000)
   ENGINE_ARGS=(--world 1 --tasks 16 --naive-tasks 16 --steps 4 --warmup 1 --phase-steps 2 --layers 8

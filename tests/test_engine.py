@@ -34,6 +34,7 @@ EQUIVALENCE = {
     "s0_bf16": (2e-2, "Zero0Adapter"),
     "s1_bf16_fp32acc": (2e-2, "BF16OptimizerAdapter"),
     "s2_bf16": (2e-2, "Zero12Adapter"),
+    "s2_bf16_fp32acc": (2e-2, "Zero12Adapter"),
     "s3_bf16": (2e-2, "Zero3Adapter"),
     "s2_fp16": (2e-3, "Zero12Adapter"),
     "s3_fp16": (2e-3, "Zero3Adapter"),

@@ -51,6 +51,13 @@ class Zero12Adapter(GradientAdapter):
         super().__init__(_layouts(opt, names))
         self.opt = opt
         self._reduction_buffer: torch.Tensor | None = None
+        # DeepSpeed uses grads_in_partition only with contiguous gradients, without offload, and
+        # for groups that do not accumulate in a separate fp32 partition (the compact buffer)
+        self._reduces_into_partition_buffer = (
+            opt.contiguous_gradients
+            and not opt.cpu_offload
+            and not all(opt._use_compact_grad_partition_buffer(i) for i in range(len(opt.bit16_groups)))
+        )
 
     def begin_task(self) -> None:
         """Install the persistent ``grads_in_partition`` for the task's first micro-batch.
@@ -64,7 +71,7 @@ class Zero12Adapter(GradientAdapter):
         reduction, so they are ordered after the previous task's capture copy out of it.
         """
         opt = self.opt
-        if not opt.contiguous_gradients or opt.cpu_offload or opt.grads_in_partition is not None:
+        if not self._reduces_into_partition_buffer or opt.grads_in_partition is not None:
             return
         if self._reduction_buffer is None:
             total = sum(p.numel() for group in opt.params_in_partition for p in group)

@@ -582,6 +582,7 @@ def cases(world: int) -> dict:
         "s0_bf16": lambda: case_equivalence(0, "bf16"),
         "s1_bf16_fp32acc": lambda: case_equivalence(1, "bf16_fp32acc"),
         "s2_bf16": lambda: case_equivalence(2, "bf16"),
+        "s2_bf16_fp32acc": lambda: case_equivalence(2, "bf16_fp32acc"),
         "s3_bf16": lambda: case_equivalence(3, "bf16"),
         "s2_fp16": lambda: case_equivalence(2, "fp16"),
         "s3_fp16": lambda: case_equivalence(3, "fp16"),
