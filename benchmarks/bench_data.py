@@ -132,12 +132,10 @@ class _InMemoryTask:
     def __len__(self) -> int:
         return len(self.src)
 
-    def lengths(self):
+    def lengths(self, indices):
         import numpy as np
 
-        return np.array(
-            [max(len(s), len(t)) + 2 for s, t in zip(self.src, self.tgt, strict=True)], dtype=np.int32
-        )
+        return np.array([max(len(self.src[i]), len(self.tgt[i])) + 2 for i in indices], dtype=np.int32)
 
     def batch(self, indices):
         import torch
@@ -213,8 +211,8 @@ class _FirstBatchClock:
     def __len__(self) -> int:
         return len(self._data)
 
-    def lengths(self):
-        return self._data.lengths()
+    def lengths(self, indices):
+        return self._data.lengths(indices)
 
     def batch(self, indices):
         batch = self._data.batch(indices)

@@ -12,13 +12,13 @@ Language modelling (:class:`PackedLMDataset`, :class:`LMBatch`), B samples of on
 stream (documents = lines, each followed by eos, back to back); the model reads ``tokens[:, :-1]``
 and predicts ``tokens[:, 1:]``, so ``num_tgt_tokens = B L``.
 
-A dataset holds no token in memory: example lengths come from the ``.idx`` lengths as one numpy
-array, tokens are read from the memory-mapped ``.bin`` when a batch is built.
+A dataset holds nothing per example in memory: the lengths of the examples asked for are read from
+the memory-mapped ``.idx``, their tokens from the memory-mapped ``.bin`` when a batch is built.
 
 Packing: a batch's cost is ``B * max(Ls, Lt)`` (padding included) and must stay within
 ``max_tokens``; B is also capped by ``max_sentences``. Examples are visited in a given (shuffled)
-order, cut into buckets of ``bucket_size`` examples, each bucket sorted by length (stable) and
-packed greedily: a batch grows while ``k * max(cost of its k examples) <= max_tokens`` and
+order with their costs, cut into buckets of ``bucket_size`` examples, each bucket sorted by
+length (stable) and packed greedily: a batch grows while ``k * max(cost of its k examples) <= max_tokens`` and
 ``k <= max_sentences``.
 """
 
@@ -100,8 +100,8 @@ class TaskData(Protocol):
 
     def __len__(self) -> int: ...
 
-    def lengths(self) -> np.ndarray:
-        """int32 [N], the padded cost of each example."""
+    def lengths(self, indices: np.ndarray) -> np.ndarray:
+        """int32 [len(indices)], the padded cost of each example of ``indices``."""
 
     def batch(self, indices: Sequence[int]) -> TaskBatch | LMBatch:
         """The micro-batch of examples ``indices``, in that order."""
@@ -129,10 +129,11 @@ class PairDataset:
     def __len__(self) -> int:
         return len(self.dataset) // 2
 
-    def lengths(self) -> np.ndarray:
-        """Per example ``max(Ls, Lt)`` with the two special tokens on each side counted."""
-        pairs = self.dataset.sequence_lengths.reshape(-1, 2)
-        return pairs.max(axis=1) + np.int32(2)
+    def lengths(self, indices: np.ndarray) -> np.ndarray:
+        """``max(Ls, Lt)`` of each example of ``indices``, with the two special tokens counted."""
+        sequences = self.dataset.sequence_lengths  # int32 [2N], a view of the memory-mapped .idx
+        indices = 2 * np.asarray(indices, dtype=np.int64)
+        return np.maximum(sequences[indices], sequences[indices + 1]) + np.int32(2)
 
     def pieces(self, index: int) -> tuple[list[int], list[int]]:
         """(source pieces, target pieces) of example ``index``."""
@@ -174,9 +175,9 @@ class PackedLMDataset:
     def __len__(self) -> int:
         return self._count
 
-    def lengths(self) -> np.ndarray:
-        """L + 1 for every sample."""
-        return np.full(self._count, self.seq_length + 1, dtype=np.int32)
+    def lengths(self, indices: np.ndarray) -> np.ndarray:
+        """L + 1 for every sample of ``indices``."""
+        return np.full(len(indices), self.seq_length + 1, dtype=np.int32)
 
     def sample(self, index: int) -> np.ndarray:
         """The L + 1 tokens of sample ``index`` (a view of the memory map)."""
@@ -193,7 +194,7 @@ class PackedLMDataset:
 
 def pack_batches(
     order: Sequence[int] | np.ndarray,
-    lengths: Sequence[int] | np.ndarray,
+    costs: Sequence[int] | np.ndarray,
     max_tokens: int,
     max_sentences: int,
     bucket_size: int,
@@ -203,7 +204,7 @@ def pack_batches(
 
     Args:
         order: example indices in visiting order (already shuffled for training).
-        lengths: ``lengths[i]`` = padded length cost of example ``i`` (``max(Ls, Lt)``).
+        costs: ``costs[j]`` = padded length cost (``max(Ls, Lt)``) of example ``order[j]``.
         max_tokens: budget on ``B * max length`` per batch.
         max_sentences: cap on B.
         bucket_size: examples sorted together; ignored when ``sort`` is false.
@@ -216,19 +217,20 @@ def pack_batches(
         ValueError: if one example alone exceeds ``max_tokens``.
     """
     order = np.asarray(order, dtype=np.int64)
-    lengths = np.asarray(lengths)  # int32 from a dataset: no widened copy of N entries
-    over = np.flatnonzero(lengths[order] > max_tokens)
+    costs = np.asarray(costs)
+    if costs.shape != order.shape:
+        raise ValueError(f"costs has shape {costs.shape}, order {order.shape}: one cost per example")
+    over = np.flatnonzero(costs > max_tokens)
     if over.size:
-        index = int(order[over[0]])
-        raise ValueError(f"example {index} has length {lengths[index]} > max_tokens={max_tokens}")
+        raise ValueError(f"example {order[over[0]]} has length {costs[over[0]]} > max_tokens={max_tokens}")
     batches: list[np.ndarray] = []
     step = bucket_size if sort else max(len(order), 1)
     sizes = np.arange(1, max_sentences + 1, dtype=np.int64)
     for start in range(0, len(order), step):
-        bucket = order[start : start + step]
+        bucket, cost = order[start : start + step], costs[start : start + step]
         if sort:
-            bucket = bucket[np.argsort(lengths[bucket], kind="stable")]
-        cost = lengths[bucket]
+            ranked = np.argsort(cost, kind="stable")
+            bucket, cost = bucket[ranked], cost[ranked]
         first = 0
         while first < len(bucket):
             window = np.maximum.accumulate(cost[first : first + max_sentences])
@@ -247,8 +249,8 @@ def iter_eval_batches(
     Concatenating the batches' rows gives the examples in their original order.
     """
     count = len(data) if limit is None else min(limit, len(data))
-    lengths = data.lengths()
+    order = np.arange(count)
     for indices in pack_batches(
-        np.arange(count), lengths, max_tokens, max_sentences, bucket_size=1, sort=False
+        order, data.lengths(order), max_tokens, max_sentences, bucket_size=1, sort=False
     ):
         yield data.batch(indices)

@@ -11,14 +11,18 @@ tasks never drawn are absent from the step. The draws come from a NumPy generato
 every rank to agree on the tasks of a step). The step's mapping lists tasks in the fixed global
 task order.
 
-**Sentences.** Per task and epoch, a permutation of all examples seeded by
-``(seed, task, epoch)`` (equal on all ranks) is sharded as ``perm[dp_rank::dp_world_size]``; the
-rank's shard is packed by :func:`~gradvac_ds.training.data.batching.pack_batches` and the batch order
-shuffled with ``(seed, task, epoch, dp_rank)``. Ranks therefore see disjoint sentences, and each
-rank moves through its own shard, starting the next epoch when it runs out.
+**Sentences.** Per task and epoch, a permutation pi of the task's N examples seeded by
+``(seed, task, epoch)`` (equal on all ranks, :class:`~gradvac_ds.training.data.permutation.KeyedPermutation`)
+is sharded: rank r reads positions ``r, r + W, r + 2W, ...`` of pi (W = ``dp_world_size``). The
+rank's shard is cut into buckets of ``bucket_size`` consecutive shard positions; a bucket is packed
+by :func:`~gradvac_ds.training.data.batching.pack_batches` (sorted by length) when the stream
+reaches it, and its batches are served in an order shuffled with ``(seed, task, epoch, rank,
+bucket)``. Ranks therefore see disjoint sentences, each rank moves through its own shard and starts
+the next epoch when it runs out, and a rank holds one bucket's indices per task: its memory does
+not grow with the corpus (lengths are read from the memory-mapped index for the bucket only).
 
 **Resuming.** All randomness is a function of ``seed``, the step index, and each stream's epoch,
-so the state is ``step`` plus ``(epoch, cursor)`` per task; :meth:`StepSchedule.state_dict` stores
+so the state is ``step`` plus ``(epoch, bucket, cursor)`` per task; :meth:`StepSchedule.state_dict` stores
 those with a fingerprint of the setup, and :meth:`StepSchedule.load_state_dict` refuses a state
 from a different setup.
 """
@@ -31,9 +35,10 @@ import numpy as np
 
 from gradvac_ds.training.data.batching import LMBatch, TaskBatch, TaskData, pack_batches
 from gradvac_ds.training.data.config import BatchingConfig
+from gradvac_ds.training.data.permutation import KeyedPermutation
 from gradvac_ds.training.data.temperature import temperature_probabilities
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 _ASSIGNMENT_STREAM = 0x6D6978  # separates the task-assignment generator from the sentence ones
 
 
@@ -42,41 +47,53 @@ def _task_seed(task: str) -> int:
 
 
 class _TaskStream:
-    """Endless micro-batches of one task for one rank, epoch after epoch."""
+    """Endless micro-batches of one task for one rank, epoch after epoch, one bucket at a time."""
 
     def __init__(self, data: TaskData, config: BatchingConfig, seed: int, rank: int, world: int) -> None:
         self.data = data
-        self._lengths = data.lengths()
         self._config = config
         self._seed = seed
+        self._key = _task_seed(data.task)
         self._rank = rank
         self._world = world
-        self.epoch = 0
-        self.cursor = 0
-        self._plan = self._make_plan(0)
+        self._shard_size = len(range(rank, len(data), world))
+        self._buckets = -(-self._shard_size // config.bucket_size)
+        self._permutation = KeyedPermutation(len(data), (seed, self._key, 0))
+        self.epoch = self.bucket = self.cursor = 0
+        self._plan = self._bucket_plan()
 
-    def _make_plan(self, epoch: int) -> list[np.ndarray]:
-        key = _task_seed(self.data.task)
-        permutation = np.random.default_rng([self._seed, key, epoch]).permutation(len(self.data))
-        shard = permutation[self._rank :: self._world]
+    def _bucket_plan(self) -> list[np.ndarray]:
+        """The batches of bucket ``self.bucket`` of epoch ``self.epoch``, in serving order."""
+        size = self._config.bucket_size
+        first = self.bucket * size
+        positions = np.arange(first, min(first + size, self._shard_size), dtype=np.int64) * self._world
+        examples = self._permutation(positions + self._rank)
         cfg = self._config
-        plan = pack_batches(shard, self._lengths, cfg.max_tokens, cfg.max_sentences, cfg.bucket_size)
-        order = np.random.default_rng([self._seed, key, epoch, self._rank]).permutation(len(plan))
-        return [plan[i] for i in order]
+        plan = pack_batches(examples, self.data.lengths(examples), cfg.max_tokens, cfg.max_sentences, size)
+        order = np.random.default_rng([self._seed, self._key, self.epoch, self._rank, self.bucket])
+        return [plan[i] for i in order.permutation(len(plan))]
 
-    def seek(self, epoch: int, cursor: int) -> None:
-        """Position the stream at batch ``cursor`` of ``epoch``."""
-        self._plan = self._make_plan(epoch)
+    def seek(self, epoch: int, bucket: int, cursor: int) -> None:
+        """Position the stream at batch ``cursor`` of ``bucket`` of ``epoch``."""
+        if not 0 <= bucket < self._buckets:
+            raise ValueError(
+                f"task {self.data.task}: bucket {bucket} outside epoch of {self._buckets} buckets"
+            )
+        if epoch != self.epoch:
+            self._permutation = KeyedPermutation(len(self.data), (self._seed, self._key, epoch))
+        self.epoch, self.bucket = epoch, bucket
+        self._plan = self._bucket_plan()
         if not 0 <= cursor <= len(self._plan):
             raise ValueError(
-                f"task {self.data.task}: cursor {cursor} outside epoch of {len(self._plan)} batches"
+                f"task {self.data.task}: cursor {cursor} outside bucket {bucket} of {len(self._plan)} batches"
             )
-        self.epoch, self.cursor = epoch, cursor
+        self.cursor = cursor
 
     def next_batch(self) -> TaskBatch | LMBatch:
-        """The next micro-batch, rolling over to the next epoch at the end of this one."""
+        """The next micro-batch, rolling over to the next bucket, then to the next epoch."""
         if self.cursor >= len(self._plan):
-            self.seek(self.epoch + 1, 0)
+            last = self.bucket + 1 == self._buckets
+            self.seek(self.epoch + 1 if last else self.epoch, 0 if last else self.bucket + 1, 0)
         batch = self.data.batch(self._plan[self.cursor])
         self.cursor += 1
         return batch
@@ -157,11 +174,14 @@ class StepSchedule:
         }
 
     def state_dict(self) -> dict:
-        """Position of the schedule: step, per-task (epoch, cursor), and the setup fingerprint."""
+        """Position of the schedule: step, per-task (epoch, bucket, cursor), and the setup fingerprint."""
         return {
             "version": _STATE_VERSION,
             "step": self.step,
-            "streams": {name: {"epoch": s.epoch, "cursor": s.cursor} for name, s in self._streams.items()},
+            "streams": {
+                name: {"epoch": s.epoch, "bucket": s.bucket, "cursor": s.cursor}
+                for name, s in self._streams.items()
+            },
             "fingerprint": self._fingerprint(),
         }
 
@@ -172,7 +192,10 @@ class StepSchedule:
             ValueError: if the state is of another version or another setup (names the field).
         """
         if state.get("version") != _STATE_VERSION:
-            raise ValueError(f"schedule state version {state.get('version')!r}, expected {_STATE_VERSION}")
+            raise ValueError(
+                f"schedule state version {state.get('version')!r}, expected {_STATE_VERSION}: the state "
+                "was written by another gradvac_ds, whose batch order differs; resume it with that version"
+            )
         mine = self._fingerprint()
         for field_name, value in mine.items():
             if state["fingerprint"].get(field_name) != value:
@@ -181,5 +204,5 @@ class StepSchedule:
                     f"{state['fingerprint'].get(field_name)!r} in the state, {value!r} here"
                 )
         for name, position in state["streams"].items():
-            self._streams[name].seek(int(position["epoch"]), int(position["cursor"]))
+            self._streams[name].seek(int(position["epoch"]), int(position["bucket"]), int(position["cursor"]))
         self.step = int(state["step"])

@@ -53,7 +53,8 @@ def _old_pack(order, lengths, max_tokens, max_sentences, bucket_size, sort=True)
 
 def test_collate_follows_the_contract(tmp_path: Path) -> None:
     data = write_pairs(tmp_path, "de-en", 7, [[11, 12, 13], [14]], [[21], [22, 23, 24, 25]])
-    assert data.lengths().tolist() == [5, 6] and len(data) == 2
+    assert data.lengths(np.arange(2)).tolist() == [5, 6] and len(data) == 2
+    assert data.lengths(np.array([1, 1, 0])).tolist() == [6, 6, 5]
     batch = data.batch([0, 1])
     assert batch.task == "de-en"
     assert batch.src.dtype == torch.long and batch.tgt.dtype == torch.long
@@ -86,16 +87,16 @@ def test_packed_lm_samples_cut_the_token_stream(tmp_path: Path) -> None:
     batch = data.batch([2, 0])
     assert batch.tokens.dtype == torch.long and batch.tokens.tolist() == [stream[8:13], stream[0:5]]
     assert batch.num_tgt_tokens == 8 and batch.inputs[0] is batch.tokens
-    assert [len(b) for b in pack_batches(range(3), data.lengths(), 10, 16, 8)] == [2, 1]
+    assert [len(b) for b in pack_batches(range(3), data.lengths(np.arange(3)), 10, 16, 8)] == [2, 1]
 
 
 @pytest.mark.parametrize(("max_tokens", "max_sentences"), [(64, 100), (200, 8), (1000, 1000)])
 def test_budget_respected_and_every_example_once(tmp_path: Path, max_tokens: int, max_sentences: int) -> None:
     data = _task(tmp_path, 500)
-    lengths = data.lengths()
+    lengths = data.lengths(np.arange(500))
     order = list(range(500))
     random.Random(1).shuffle(order)
-    batches = pack_batches(order, lengths, max_tokens, max_sentences, bucket_size=128)
+    batches = pack_batches(order, lengths[order], max_tokens, max_sentences, bucket_size=128)
     assert [b.tolist() for b in batches] == _old_pack(order, lengths.tolist(), max_tokens, max_sentences, 128)
     assert sorted(i for b in batches for i in b) == list(range(500))
     for indices in batches:
@@ -106,12 +107,12 @@ def test_budget_respected_and_every_example_once(tmp_path: Path, max_tokens: int
 
 def test_bucketing_reduces_padding(tmp_path: Path) -> None:
     data = _task(tmp_path, 2000)
-    lengths = data.lengths()
+    lengths = data.lengths(np.arange(2000))
     order = list(range(2000))
     random.Random(2).shuffle(order)
 
     def padding_fraction(bucket_size: int, sort: bool) -> float:
-        batches = pack_batches(order, lengths, 400, 1000, bucket_size=bucket_size, sort=sort)
+        batches = pack_batches(order, lengths[order], 400, 1000, bucket_size=bucket_size, sort=sort)
         real = sum(lengths[i] for b in batches for i in b)
         padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
         return 1 - real / padded
@@ -122,8 +123,10 @@ def test_bucketing_reduces_padding(tmp_path: Path) -> None:
 
 
 def test_single_example_over_budget_is_an_error() -> None:
-    with pytest.raises(ValueError, match="length 50 > max_tokens=40"):
-        pack_batches([0], [50], max_tokens=40, max_sentences=4, bucket_size=8)
+    with pytest.raises(ValueError, match="example 7 has length 50 > max_tokens=40"):
+        pack_batches([3, 7], [10, 50], max_tokens=40, max_sentences=4, bucket_size=8)
+    with pytest.raises(ValueError, match="one cost per example"):
+        pack_batches([3, 7], [10], max_tokens=40, max_sentences=4, bucket_size=8)
 
 
 def test_eval_batches_keep_corpus_order(tmp_path: Path) -> None:
@@ -136,7 +139,7 @@ def test_eval_batches_keep_corpus_order(tmp_path: Path) -> None:
     limited = [int(row[1]) - 10 for b in iter_eval_batches(data, 300, 16, limit=30) for row in b.src]
     assert limited == list(range(30))
     order = list(range(97))
-    lengths = data.lengths().tolist()
+    lengths = data.lengths(np.arange(97)).tolist()
     assert [b.tolist() for b in pack_batches(order, lengths, 300, 16, 1, sort=False)] == _old_pack(
         order, lengths, 300, 16, 1, sort=False
     )

@@ -4,10 +4,13 @@ import functools
 import json
 import math
 import tempfile
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from data_helpers import write_pairs
 
 from gradvac_ds.training.data import (
@@ -15,6 +18,7 @@ from gradvac_ds.training.data import (
     DataConfigError,
     PairDataset,
     StepSchedule,
+    TaskBatch,
     temperature_probabilities,
 )
 
@@ -147,3 +151,49 @@ def test_schedule_argument_errors() -> None:
         StepSchedule(_tasks({"aa-en": 3}), config, dp_rank=0, dp_world_size=4, seed=0)
     with pytest.raises(DataConfigError, match=r"batching\.temperature"):
         BatchingConfig(temperature=0.0)
+
+
+def test_old_state_version_is_refused_with_the_reason() -> None:
+    config = BatchingConfig(max_tokens=96)
+    state = StepSchedule(_tasks(), config, dp_rank=0, dp_world_size=1, seed=1).state_dict()
+    state["version"] = 1
+    with pytest.raises(ValueError, match=r"version 1, expected 2: .*batch order differs"):
+        StepSchedule(_tasks(), config, dp_rank=0, dp_world_size=1, seed=1).load_state_dict(state)
+
+
+class _CountingTask:
+    """N examples of lengths 3..32 whose batches are one column of ids; nothing stored per example."""
+
+    def __init__(self, task: str, size: int) -> None:
+        self.task, self.size = task, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def lengths(self, indices: np.ndarray) -> np.ndarray:
+        return (np.asarray(indices) % 30 + 3).astype(np.int32)
+
+    def batch(self, indices) -> TaskBatch:
+        column = torch.as_tensor(np.asarray(indices)).view(-1, 1)
+        return TaskBatch(self.task, column, column, len(indices), len(indices))
+
+
+def _schedule_peak_bytes(size: int) -> int:
+    """Peak Python/NumPy allocation of building a 2-rank schedule over 3 tasks and running 30 steps."""
+    config = BatchingConfig(max_tokens=1024, micro_batches_per_step=4)
+    tracemalloc.start()
+    try:
+        tasks = [_CountingTask(name, size) for name in ("aa-en", "bb-en", "cc-en")]
+        schedule = StepSchedule(tasks, config, dp_rank=1, dp_world_size=2, seed=4)
+        for _ in range(30):
+            schedule.next_step()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_rank_memory_does_not_grow_with_the_corpus() -> None:
+    small, large = _schedule_peak_bytes(20_000), _schedule_peak_bytes(20_000_000)
+    # One int64 permutation of 20M examples alone would be 160 MB; a bucket of 4096 is 32 KB.
+    assert large < 2 * 2**20, large
+    assert large < 1.5 * small, (small, large)
