@@ -1,7 +1,8 @@
 """Sanity tasks every sequence-to-sequence trainer must pass: copy and reverse random symbol strings.
 
 A sentence is ``n`` symbols drawn uniformly (with replacement) from an alphabet of ``symbols``
-one-character words, separated by spaces, with ``n`` uniform in ``[min_length, max_length]``.
+one-character words, separated by spaces, with ``n`` uniform in ``[min_length, max_length]``
+(valid and test) or ``[min_length, train_max_length]`` (train).
 The target of the ``copy`` task is the source itself; that of ``reverse`` is the source's words
 in reverse order. A model can only solve either by reading its source, and only ``reverse`` needs
 positions, so the pair separates "the decoder sees the encoder" from "positions work".
@@ -35,6 +36,10 @@ class SanityConfig:
         tasks: a non-empty subset of ``("copy", "reverse")``.
         symbols: alphabet size (2-62): the first ``symbols`` of a-z, A-Z, 0-9.
         min_length / max_length: symbols per sentence, inclusive bounds.
+        train_max_length: longest training sentence (default ``max_length``). With learned absolute
+            positions, the positions just past the longest training sentence are trained by those
+            sentences alone (``1 / (train_max_length - min_length + 1)`` of the data); a value above
+            ``max_length`` keeps the evaluated lengths off that edge.
         train_sentences / valid_sentences / test_sentences: pairs per task and split.
         seed: everything is a function of it.
     """
@@ -43,6 +48,7 @@ class SanityConfig:
     symbols: int = 60
     min_length: int = 5
     max_length: int = 20
+    train_max_length: int | None = None
     train_sentences: int = 20_000
     valid_sentences: int = 200
     test_sentences: int = 200
@@ -57,11 +63,17 @@ class SanityConfig:
             "symbols": (self.symbols, 2, len(ALPHABET)),
             "min_length": (self.min_length, 1, 10_000),
             "max_length": (self.max_length, self.min_length, 10_000),
+            "train_max_length": (self.longest_training, self.max_length, 10_000),
             "train_sentences": (self.train_sentences, 1, 10**7),
             "valid_sentences": (self.valid_sentences, 0, 10**6),
             "test_sentences": (self.test_sentences, 0, 10**6),
         }
         check_integer_ranges("sanity", ranges)
+
+    @property
+    def longest_training(self) -> int:
+        """``train_max_length``, or ``max_length`` when it is not set."""
+        return self.max_length if self.train_max_length is None else self.train_max_length
 
 
 def target_of(task: str, sentence: str) -> str:
@@ -83,8 +95,9 @@ def sanity_corpus(config: SanityConfig) -> ParallelCorpus:
         for split, size in sizes.items():
             rng = random.Random(f"gradvac-sanity/{config.seed}/{task}/{split}")
             corpus.pairs.setdefault(pair, {})[split] = []
+            longest = config.longest_training if split == "train" else config.max_length
             for _ in range(size):
-                length = rng.randint(config.min_length, config.max_length)
+                length = rng.randint(config.min_length, longest)
                 sentence = " ".join(rng.choice(alphabet) for _ in range(length))
                 corpus.add(pair, split, sentence, target_of(task, sentence), keep_all)
     return corpus

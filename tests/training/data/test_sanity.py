@@ -29,6 +29,15 @@ def test_corpus_sizes_lengths_alphabet_and_seed() -> None:
     assert copy_train != corpus.pairs[("zxx", "rev")]["train"]  # each task draws its own strings
 
 
+def test_training_strings_may_run_longer_than_the_evaluated_ones() -> None:
+    config = SanityConfig(tasks=("copy",), min_length=2, max_length=4, train_max_length=6,
+                          train_sentences=400, valid_sentences=100, test_sentences=100)  # fmt: skip
+    splits = sanity_corpus(config).pairs[("zxx", "cpy")]
+    lengths = {split: {len(src.split(" ")) for src, _ in rows} for split, rows in splits.items()}
+    assert lengths == {"train": set(range(2, 7)), "valid": set(range(2, 5)), "test": set(range(2, 5))}
+    assert SanityConfig().longest_training == SanityConfig().max_length == 20
+
+
 @pytest.mark.parametrize(
     ("values", "field"),
     [
@@ -36,6 +45,7 @@ def test_corpus_sizes_lengths_alphabet_and_seed() -> None:
         ({"tasks": []}, "sanity.tasks"),
         ({"symbols": 63}, "sanity.symbols"),
         ({"min_length": 6, "max_length": 5}, "sanity.max_length"),
+        ({"max_length": 20, "train_max_length": 19}, "sanity.train_max_length"),
         ({"train_sentences": 0}, "sanity.train_sentences"),
     ],
 )
