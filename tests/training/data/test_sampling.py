@@ -102,8 +102,11 @@ def test_ranks_agree_on_tasks_but_read_disjoint_sentences() -> None:
     assert all(seen[r]["aa-en"] for r in range(world))
 
 
-def test_shards_cover_the_task_each_epoch() -> None:
-    config = BatchingConfig(max_tokens=64, micro_batches_per_step=1)
+@pytest.mark.parametrize("bucket_size", [4096, 16])
+def test_shards_cover_the_task_each_epoch(bucket_size: int) -> None:
+    """Every example exactly once per epoch over the ranks; with 16, a shard of 34 or 33 is three
+    buckets, the last one partial."""
+    config = BatchingConfig(max_tokens=64, micro_batches_per_step=1, bucket_size=bucket_size)
     world = 3
     ids: list[int] = []
     for rank in range(world):
