@@ -2,8 +2,8 @@
 ``gradvac-prepare`` on configs/sanity.yaml, ``launch/train.py`` under the deepspeed launcher
 (1 rank x 2 threads), greedy decoding of the test split, exact match read from the hypotheses.
 
-* the tiny encoder-decoder copies, and reverses, 5-20 random symbols (trained on 5-22; one run per
-  task, 600 steps): >= 95% of the test sentences exactly right;
+* the tiny encoder-decoder copies (600 steps), and reverses (1200 steps), 5-20 random symbols
+  (trained on 5-22; one run per task): >= 95% of the test sentences exactly right;
 * the GPT, fed source-then-target packed rows, copies them (1600 steps): >= 95% exactly right.
 """
 
@@ -41,9 +41,12 @@ def train_sanity(run_dir: Path, *overrides: str) -> dict[str, float]:
     return exact
 
 
-@pytest.mark.parametrize("task", ["copy", "reverse"])
-def test_encoder_decoder_copies_and_reverses_random_strings(tmp_path: Path, task: str) -> None:
-    exact = train_sanity(tmp_path / task, f"data.sanity.tasks=[{task}]", "data.vocab.vocab_size=127")
+@pytest.mark.parametrize(("task", "steps"), [("copy", 600), ("reverse", 1200)])
+def test_encoder_decoder_copies_and_reverses_random_strings(tmp_path: Path, task: str, steps: int) -> None:
+    exact = train_sanity(
+        tmp_path / task, f"data.sanity.tasks=[{task}]", "data.vocab.vocab_size=127",
+        f"training.steps={steps}", f"training.eval_interval={steps}", f"training.checkpoint_interval={steps}",
+    )  # fmt: skip
     assert min(exact.values()) >= EXACT, exact
 
 
