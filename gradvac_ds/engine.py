@@ -218,8 +218,8 @@ class GradVacEngine:
                 f"task {name!r} ran twice in step {self.state.step}; group its micro-batches"
             )
         self._running = _RunningTask(index, micro_batches)
-        self.adapter.begin_task()
         try:
+            self.adapter.begin_task()
             yield
             if self._running.done != micro_batches:
                 raise TaskProtocolError(

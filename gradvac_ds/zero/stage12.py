@@ -12,9 +12,9 @@ gradient of its partition into ``grads_in_partition`` (whole parameters, in redu
 None; every backward's epilogue sets it back to None, and the partition views keep the tensor alive
 until they are dropped. Plain DeepSpeed drops them after its step. GradVac drops them after each
 task's capture, so each of the K tasks would allocate a fresh P/N tensor during its reduction (a
-page fault per 4 KiB on a host) and free it again inside the capture (an unmap): K times per step
-what plain DeepSpeed pays once. :meth:`Zero12Adapter.begin_task` therefore hands the optimizer one
-persistent tensor at the start of every task.
+page fault per 4 KiB on a host) and free it again inside the capture (an unmap).
+:meth:`Zero12Adapter.begin_task` therefore hands the optimizer one persistent tensor at the start
+of every task.
 """
 
 from __future__ import annotations

@@ -20,6 +20,11 @@ REPO = Path(__file__).resolve().parents[2]
 EXACT = 0.95
 
 
+def trained_for(steps: int) -> tuple[str, ...]:
+    """Overrides that train ``steps`` steps and validate and checkpoint once, at the end."""
+    return tuple(f"training.{key}={steps}" for key in ("steps", "eval_interval", "checkpoint_interval"))
+
+
 def train_sanity(run_dir: Path, *overrides: str) -> dict[str, float]:
     """Train configs/sanity.yaml with ``overrides``; return the test exact match per task, computed
     from ``translations/<task>.hyp`` and ``.ref`` (and checked against ``bleu.json``'s)."""
@@ -44,15 +49,14 @@ def train_sanity(run_dir: Path, *overrides: str) -> dict[str, float]:
 @pytest.mark.parametrize(("task", "steps"), [("copy", 600), ("reverse", 1200)])
 def test_encoder_decoder_copies_and_reverses_random_strings(tmp_path: Path, task: str, steps: int) -> None:
     exact = train_sanity(
-        tmp_path / task, f"data.sanity.tasks=[{task}]", "data.vocab.vocab_size=127",
-        f"training.steps={steps}", f"training.eval_interval={steps}", f"training.checkpoint_interval={steps}",
-    )  # fmt: skip
+        tmp_path / task, f"data.sanity.tasks=[{task}]", "data.vocab.vocab_size=127", *trained_for(steps)
+    )
     assert min(exact.values()) >= EXACT, exact
 
 
 def test_gpt_copies_its_packed_source(tmp_path: Path) -> None:
     exact = train_sanity(
         tmp_path / "gpt", "model.kind=decoder", "data.sanity.tasks=[copy]", "data.vocab.vocab_size=127",
-        "training.steps=2000", "training.eval_interval=2000", "training.checkpoint_interval=2000",
+        *trained_for(2000),
     )  # fmt: skip
     assert exact["zxx-cpy"] >= EXACT, exact
