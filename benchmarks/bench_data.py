@@ -252,6 +252,12 @@ def _rank_main(rank: int, mode: str, data: dict) -> None:
     print(json.dumps({"anon_peak_mib": peak_anon, "rss_total_peak_mib": peak_total, **timing}))
 
 
+def bytes_per_added_pair(small: dict, large: dict) -> float:
+    """Growth of a rank's peak private memory, in bytes, per training pair the large corpus adds."""
+    added = large["pairs"] - small["pairs"]
+    return (large["rank_anon_peak_mib"] - small["rank_anon_peak_mib"]) * 2**20 / added
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=200_000, help="S, training pairs of the small corpus")
@@ -303,12 +309,7 @@ def main() -> None:
                 "rank_anon_peak_growth_ratio": round(
                     large["rank_anon_peak_mib"] / small["rank_anon_peak_mib"], 4
                 ),
-                "rank_anon_peak_bytes_per_added_pair": round(
-                    (large["rank_anon_peak_mib"] - small["rank_anon_peak_mib"])
-                    * 2**20
-                    / (large["pairs"] - small["pairs"]),
-                    3,
-                ),
+                "rank_anon_peak_bytes_per_added_pair": round(bytes_per_added_pair(small, large), 3),
                 "rank_rss_total_peak_mib_small": round(small["rank_rss_total_peak_mib"], 1),
                 "rank_rss_total_peak_mib_large": round(large["rank_rss_total_peak_mib"], 1),
                 "rank_rss_total_peak_growth_ratio": round(

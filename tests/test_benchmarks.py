@@ -141,3 +141,14 @@ def test_bench_data_reports_peak_private_memory_and_the_first_batch():
     growth = (row["rank_anon_peak_mib_large"] - row["rank_anon_peak_mib_small"]) * 2**20 / added
     assert abs(row["rank_anon_peak_bytes_per_added_pair"] - growth) < 0.1 * 2**20 / added + 1e-3
     assert row["in_memory_rank_anon_peak_mib_small"] > 0
+
+
+def test_bench_data_growth_is_per_pair_the_large_corpus_adds():
+    """Per-pair index arrays of 12 bytes, 0.2M -> 2M pairs: 12 bytes per added pair (the smoke run
+    above grows by ~0 MiB, so it cannot tell the divisor)."""
+    spec = importlib.util.spec_from_file_location("bench_data", BENCHMARKS / "bench_data.py")
+    bench_data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_data)
+    small = {"pairs": 200_000, "rank_anon_peak_mib": 280.0}
+    large = {"pairs": 2_000_000, "rank_anon_peak_mib": 280.0 + 12 * 1_800_000 / 2**20}
+    assert abs(bench_data.bytes_per_added_pair(small, large) - 12.0) < 1e-9
