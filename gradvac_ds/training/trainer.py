@@ -305,7 +305,8 @@ def train_mode(
         gaps = source_gaps(engine.module, data, config, last_valid[1])
     if similarity_log is not None:
         similarity_log.close()
-    throughput.write(mode_dir / "throughput.json", groups.data_parallel, _is_main())
+    if throughput.steps:  # a finished mode resumed to be evaluated again keeps its training record
+        throughput.write(mode_dir / "throughput.json", groups.data_parallel, _is_main())
     scores = evaluate_bleu(engine.module, data, config, mode_dir) if data.test else {}
     if reporting and scores:
         engine.monitor.write_events(monitoring.score_events(scores, engine.global_samples))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,6 +134,20 @@ def test_killed_run_resumes_to_identical_parameters(uninterrupted, tmp_path):
     assert want.keys() == got.keys() and len(tensors) > 10
     for name in tensors:
         assert torch.equal(want[name], got[name]), f"{name} differs after resuming from {killed_at}"
+
+
+def test_resuming_a_finished_run_evaluates_it_again_and_keeps_its_training_record(uninterrupted, tmp_path):
+    """--resume on a finished mode trains no step: it decodes the test split again (the same scores)
+    and leaves throughput.json, the timing of its training, as it was."""
+    run_dir = tmp_path / "finished"
+    shutil.copytree(uninterrupted, run_dir)
+    record = (run_dir / "gradvac" / "throughput.json").read_text()
+    assert json.loads(record)["steps"] == STEPS
+    (run_dir / "bleu.json").unlink()
+    finish(launch(run_dir, "--resume"), run_dir)
+    assert (run_dir / "gradvac" / "throughput.json").read_text() == record
+    scores = [json.loads((d / "bleu.json").read_text()) for d in (uninterrupted, run_dir)]
+    assert scores[0] == scores[1]
 
 
 def test_similarity_report_recovers_planted_families(uninterrupted, tmp_path):
