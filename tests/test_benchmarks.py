@@ -109,15 +109,20 @@ def test_the_naive_baseline_keeps_its_task_rows_on_the_models_device():
     assert baseline.task_buffer_bytes == 2 * sum(p.numel() for p in model.parameters()) * 4
 
 
+def _benchmark_module(filename: str, name: str):
+    """benchmarks/<filename> loaded by path under the module name ``name``."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / filename)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_the_median_interval_covers_at_95_percent_and_no_wider():
     """Order-statistic ranks of the median's interval, checked against the binomial law."""
     from scipy.stats import binom
 
     # benchmarks/harness.py by path: tests/workers has a module of the same name on sys.path
-    spec = importlib.util.spec_from_file_location("benchmark_harness", BENCHMARKS / "harness.py")
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
-    median_interval = harness.median_interval
+    median_interval = _benchmark_module("harness.py", "benchmark_harness").median_interval
 
     assert median_interval([3.0, 1.0, 2.0]) == (2.0, 1.0, 3.0)  # too few values: the whole range
     for n in (6, 10, 25, 40):
@@ -146,9 +151,7 @@ def test_bench_data_reports_peak_private_memory_and_the_first_batch():
 def test_bench_data_growth_is_per_pair_the_large_corpus_adds():
     """Per-pair index arrays of 12 bytes, 0.2M -> 2M pairs: 12 bytes per added pair (the smoke run
     above grows by ~0 MiB, so it cannot tell the divisor)."""
-    spec = importlib.util.spec_from_file_location("bench_data", BENCHMARKS / "bench_data.py")
-    bench_data = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_data)
+    bench_data = _benchmark_module("bench_data.py", "bench_data")
     small = {"pairs": 200_000, "rank_anon_peak_mib": 280.0}
     large = {"pairs": 2_000_000, "rank_anon_peak_mib": 280.0 + 12 * 1_800_000 / 2**20}
     assert abs(bench_data.bytes_per_added_pair(small, large) - 12.0) < 1e-9
