@@ -411,6 +411,8 @@ def worker(args: argparse.Namespace) -> None:
     import deepspeed
     from deepspeed import comm as dist
 
+    from gradvac_ds.training.build import leave_together
+
     torch.set_num_threads(1)
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     deepspeed.utils.logger.setLevel(logging.WARNING)
@@ -430,7 +432,7 @@ def worker(args: argparse.Namespace) -> None:
             "per_k": per_k,
         }
         Path(args.out).write_text(json.dumps(report))
-    dist.barrier()
+    leave_together()
 
 
 # ---------------------------------------------------------------------------------------- report

@@ -306,16 +306,14 @@ def paired_worker(args: argparse.Namespace, run: dict[str, Any], device: torch.d
     }
     if rank == 0:
         Path(args.out).write_text(json.dumps(report))
-    dist.barrier()
 
 
 def worker(args: argparse.Namespace) -> None:
     import deepspeed
     from deepspeed import comm as dist
 
-    from gradvac_ds.engine import GradVacEngine, split_config
-    from gradvac_ds.planning import ActivationInputs, layout_of, plan
-    from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
+    from gradvac_ds.training.build import leave_together
+    from gradvac_ds.training.megatron import init_model_parallel
 
     torch.set_num_threads(1)
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
@@ -328,7 +326,21 @@ def worker(args: argparse.Namespace) -> None:
     rank = dist.get_rank()
     if run["kind"] == "pair":
         paired_worker(args, run, device, rank)
-        return
+    else:
+        memory_worker(args, run, device, rank)
+    leave_together()
+
+
+def memory_worker(args: argparse.Namespace, run: dict[str, Any], device: torch.device, rank: int) -> None:
+    """One mode in fresh processes (module docstring, **Memory**): its phases, buffer bytes and peak
+    RSS against the planner's prediction."""
+    import deepspeed
+    from deepspeed import comm as dist
+
+    from gradvac_ds.engine import GradVacEngine, split_config
+    from gradvac_ds.planning import ActivationInputs, layout_of, plan
+    from gradvac_ds.training.megatron import MegatronMPU
+
     base_rss = current_memory_bytes()
     dims = tuple(run["dims"])
     model = bench_model(run, args)
@@ -386,11 +398,10 @@ def worker(args: argparse.Namespace) -> None:
         "planner_bytes": predicted.total if gv is not None else predicted.plain_total,
         "peak_reset": reset,
         "memory": memory_kind(),
-        "accelerator": accelerator.device_name(),
+        "accelerator": deepspeed.get_accelerator().device_name(),
     }
     if rank == 0:
         Path(args.out).write_text(json.dumps(report))
-    dist.barrier()
 
 
 # ---------------------------------------------------------------------------------------- driver

@@ -89,7 +89,7 @@ def plain_torch(
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from gradvac_ds.training.build import build_network, build_optimizer
+    from gradvac_ds.training.build import build_network, build_optimizer, leave_together
     from gradvac_ds.training.config_file import parse_overrides
     from gradvac_ds.training.data import open_prepared
     from gradvac_ds.training.megatron import init_model_parallel
@@ -132,6 +132,7 @@ def plain_torch(
             for batch in batches:
                 model(*batch.inputs).backward()
     optimizer.zero_grad(set_to_none=True)
+    leave_together()
     tokens = sum(batch.num_tgt_tokens for batches in timed for batch in batches)
     return {
         "steps": steps,

@@ -9,17 +9,21 @@ device. The LR follows ``training.lr_schedule`` through a ``LambdaLR`` of
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import deepspeed
 import torch
 from deepspeed import comm as dist
+from megatron.core import parallel_state
 from torch import nn
 
 import gradvac_ds
 from gradvac_ds.engine import GradVacEngine
 from gradvac_ds.training import jit_ops, monitoring
 from gradvac_ds.training.data import PreparedData
+from gradvac_ds.training.errors import RunStopped
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
 from gradvac_ds.training.modeling import build_language_model, build_model
 from gradvac_ds.training.reproducibility import make_deterministic
@@ -39,6 +43,34 @@ def setup_distributed(config: RunConfig) -> None:
     jit_ops.unlink_shm_buffer(dist.get_rank())
     make_deterministic(config.training.threads, config.training.deterministic)
     init_model_parallel(config.model.tensor_parallel)
+
+
+@contextmanager
+def distributed(config: RunConfig) -> Iterator[None]:
+    """:func:`setup_distributed` for the body, and every rank leaving together after it.
+
+    On a clean end, or a :class:`~gradvac_ds.training.errors.RunStopped` (which every rank raises at
+    the same point), the ranks meet at a barrier and destroy megatron's groups and every
+    torch.distributed group. A process that exits with its gloo groups alive can abort at
+    interpreter teardown, its worker threads still running (``terminate called without an active
+    exception``, SIGABRT): a finished run would then end with a failed rank. Any other error leaves
+    the groups as they are, since peers may still wait in a collective that a barrier would join.
+    """
+    setup_distributed(config)
+    try:
+        yield
+    except RunStopped:
+        leave_together()
+        raise
+    leave_together()
+
+
+def leave_together() -> None:
+    """The end of a rank's distributed work: a barrier, then megatron's groups and every
+    torch.distributed group destroyed (see :func:`distributed`), so that no gloo thread outlives them."""
+    dist.barrier()
+    parallel_state.destroy_model_parallel()
+    torch.distributed.destroy_process_group()
 
 
 def device() -> torch.device:

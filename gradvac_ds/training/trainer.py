@@ -40,7 +40,7 @@ from tqdm import tqdm
 from gradvac_ds.analysis.log import SimilarityLog
 from gradvac_ds.config import split_config
 from gradvac_ds.training import checkpointing, jit_ops, monitoring, outputs
-from gradvac_ds.training.build import build_engine, device, setup_distributed
+from gradvac_ds.training.build import build_engine, device, distributed
 from gradvac_ds.training.data import PreparedData, iter_eval_batches, open_prepared, parse_task_name
 from gradvac_ds.training.errors import Interrupted
 from gradvac_ds.training.evaluation import SpecialTokens, beam_search, greedy_decode, score_by_pair
@@ -410,42 +410,45 @@ def run(
     for parent in mode_parents:
         outputs.check_run_dir(parent, modes, resume, overwrite)
     jit_ops.check_build_locks()
-    setup_distributed(config)
-    if overwrite and _is_main():
-        for parent in mode_parents:
-            outputs.clear_modes(parent, modes)
-    dist.barrier()
-    if _is_main():
-        print(f"data: {data.directory} ({len(data.tasks)} tasks)\n{data.filter_report()}", flush=True)
-        if not data.is_lm and not data.test:
-            print(f"no test split in {data.directory}: BLEU is skipped", flush=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if data.families:
-            rows = "".join(f"{lang},{family}\n" for lang, family in sorted(data.families.items()))
-            (run_dir / "families.csv").write_text("language,family\n" + rows)
-        write_piece_counts(run_dir / "piece_counts.npz", data)
-    with StopSignals() as stop:
-        if not config.training.seeds:
-            results = _train_modes(config, modes, data, resume, stop)
-            if _is_main() and data.test:
-                (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
-                valid = {mode: final_validation_loss(run_dir / mode) for mode in results}
-                gaps = {mode: final_source_gap(run_dir / mode) for mode in results}
-                table = comparison_table(results, valid, _seed_note(config), gaps)
-                (run_dir / "summary.txt").write_text(table + "\n")
-                print(table, flush=True)
-            return results
-        # imported before training, so that a missing "analysis" extra fails now, not after the runs
-        from gradvac_ds.analysis.compare import compare_runs
-
-        results = {}
-        for seed in config.training.seeds:
-            seed_config, seed_data = seeded(config, data, seed)
-            results[f"seed{seed}"] = _train_modes(
-                seed_config, modes, seed_data, resume, stop, f"seed {seed}, "
-            )
-    if _is_main() and data.test:
-        (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
+    with distributed(config):
+        is_main = _is_main()
+        if overwrite and is_main:
+            for parent in mode_parents:
+                outputs.clear_modes(parent, modes)
+        dist.barrier()
+        if is_main:
+            print(f"data: {data.directory} ({len(data.tasks)} tasks)\n{data.filter_report()}", flush=True)
+            if not data.is_lm and not data.test:
+                print(f"no test split in {data.directory}: BLEU is skipped", flush=True)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if data.families:
+                rows = "".join(f"{lang},{family}\n" for lang, family in sorted(data.families.items()))
+                (run_dir / "families.csv").write_text("language,family\n" + rows)
+            write_piece_counts(run_dir / "piece_counts.npz", data)
+        if config.training.seeds:
+            # imported before training, so that a missing "analysis" extra fails now, not after the runs
+            from gradvac_ds.analysis.compare import compare_runs
+        with StopSignals() as stop:
+            if not config.training.seeds:
+                results = _train_modes(config, modes, data, resume, stop)
+            else:
+                results = {}
+                for seed in config.training.seeds:
+                    seed_config, seed_data = seeded(config, data, seed)
+                    results[f"seed{seed}"] = _train_modes(
+                        seed_config, modes, seed_data, resume, stop, f"seed {seed}, "
+                    )
+    # the groups are gone: rank 0's reports need no peer, and no peer waits on them
+    if not is_main or not data.test:
+        return results
+    (run_dir / "bleu.json").write_text(json.dumps(results, indent=2))
+    if config.training.seeds:
         compare_runs([run_dir], run_dir / "compare")
         print((run_dir / "compare" / "compare.txt").read_text(), flush=True)
+    else:
+        valid = {mode: final_validation_loss(run_dir / mode) for mode in results}
+        gaps = {mode: final_source_gap(run_dir / mode) for mode in results}
+        table = comparison_table(results, valid, _seed_note(config), gaps)
+        (run_dir / "summary.txt").write_text(table + "\n")
+        print(table, flush=True)
     return results

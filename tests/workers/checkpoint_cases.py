@@ -24,6 +24,7 @@ from engine_cases import FULL, build, run_steps
 from harness import run_cases
 
 from gradvac_ds.training import checkpointing
+from gradvac_ds.training.build import leave_together
 
 
 def _data(step: int) -> dict:
@@ -122,6 +123,7 @@ def main() -> None:
     else:
         engine, _ = build(2, "fp32", "gradvac")
         run_cases({"world_size_1": lambda: _outcome(lambda: checkpointing.load(engine, args.dir))}, args.out)
+    leave_together()
 
 
 if __name__ == "__main__":

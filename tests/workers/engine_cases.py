@@ -30,6 +30,7 @@ from gradvac_ds.errors import RankDivergenceError, TaskProtocolError, Unsupporte
 from gradvac_ds.gram import SIGNATURE_SLOTS
 from gradvac_ds.grouping import group_parameters
 from gradvac_ds.reference import dense_gradvac_groups, dense_weighted_groups
+from gradvac_ds.training.build import leave_together
 from gradvac_ds.weighting import GramianWeighting, make_weighting
 
 TASKS = ["de-en", "fr-en", "ja-en", "sw-en"]
@@ -637,6 +638,7 @@ def main() -> None:
     if args.cases:
         selected = {k: v for k, v in selected.items() if k in args.cases.split(",")}
     run_cases(selected, args.out)
+    leave_together()
 
 
 if __name__ == "__main__":

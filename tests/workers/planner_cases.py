@@ -41,6 +41,7 @@ from torch import nn
 from gradvac_ds.comm import Comm
 from gradvac_ds.engine import GradVacEngine, split_config
 from gradvac_ds.planning import layout_of
+from gradvac_ds.training.build import leave_together
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
 from gradvac_ds.training.modeling import build_model
 from gradvac_ds.zero import full_numel
@@ -285,6 +286,7 @@ def main() -> None:
     if args.cases:
         cases = {name: case for name, case in cases.items() if name in args.cases.split(",")}
     run_cases(cases, args.out)
+    leave_together()
 
 
 if __name__ == "__main__":

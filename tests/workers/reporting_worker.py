@@ -15,6 +15,7 @@ import deepspeed
 import torch
 from deepspeed import comm as dist
 
+from gradvac_ds.training.build import leave_together
 from gradvac_ds.training.monitoring import TrainLossMeter
 
 FEED = {0: [("a", 2.0, 10), ("a", 4.0, 30)], 1: [("a", 1.0, 60), ("b", 3.0, 5)]}
@@ -34,9 +35,7 @@ def main() -> None:
     if dist.get_rank() == 0:
         row = {"case": "meter", "first": first, "second": second}
         Path(args.out).write_text(json.dumps(row) + "\n")
-    # leave together: a rank that exits while its peer still tears gloo down can abort that peer
-    dist.barrier()
-    torch.distributed.destroy_process_group()
+    leave_together()
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from gradvac_ds.gram import SIGNATURE_SLOTS
 from gradvac_ds.grouping import group_parameters
 from gradvac_ds.layout import ParallelLayout
 from gradvac_ds.reference import dense_gradvac_groups
+from gradvac_ds.training.build import leave_together
 from gradvac_ds.training.megatron import MegatronMPU, init_model_parallel
 from gradvac_ds.training.modeling import build_model, padded_vocab_size
 from gradvac_ds.zero import is_tensor_parallel_parameter
@@ -401,6 +402,7 @@ def main() -> None:
     if not args.cases:
         runs["missing_mpu"] = case_missing_mpu
     run_cases(runs, args.out)
+    leave_together()
 
 
 if __name__ == "__main__":
