@@ -13,7 +13,7 @@
 # restarted; a finished mode is not retrained. On a shared box wrap it in the box's lock, e.g.
 #   nohup flock /tmp/gradvac-heavy.lock bash scripts/evidence.sh > evidence.log 2>&1 &
 #
-# Expected wall time on a 2-core CPU box with nothing else running (2 processes): about 3 h 30 min
+# Expected wall time on a 2-core CPU box with nothing else running (2 processes): 3 h 30 min to 4 h
 # (the header of configs/evidence_bible.yaml has the measurements). Printed at the start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ BIBLE=${BIBLE:-data/eval/bible}
 DISTANCES=${DISTANCES:-$(dirname "$BIBLE")/distances.csv}
 LANGUAGES=${LANGUAGES:-$(dirname "$BIBLE")/languages.csv}
 RUN_DIR=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['run_dir'])" "$CONFIG")
-EXPECTED="about 3 h 30 min on 2 CPU cores: 6 trainings x (1500 steps x 1.2 s + validation + beam decoding)"
+EXPECTED="3 h 30 min to 4 h on 2 CPU cores: 6 trainings x (1500 steps x 1.2 s + validation + beam decoding)"
 if [ ! -f "$BIBLE/en.txt" ]; then
   python scripts/fetch_bible.py --out "$BIBLE"
 fi
